@@ -1,0 +1,1 @@
+"""servingbdd harness: drives a real model-serving cluster from Gherkin steps."""

@@ -1,0 +1,1 @@
+"""Cluster backends: one interface (:mod:`.base`), one module per technology."""
