@@ -24,6 +24,10 @@ class ClusterSpec:
     memory_budget: int = 0  # bytes per worker; 0 = unlimited
     db: str = "sqlite"  # "sqlite" or a postgresql:// DSN
     artifact_root: Path | None = None  # host directory with model artifacts (see fixtures.models)
+    # (model, version, artifact_uri) registered through the admin API after the gateway is up and
+    # before the workers start, so that workers receive them as assignments at registration.
+    # The first version registered for a model becomes its `production` alias.
+    preload: list[tuple[str, str, str]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
 
 
