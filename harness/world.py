@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import trace
-from harness.backends.base import ClusterBackend, ClusterSpec
+from harness.backends.base import ClusterBackend, ClusterSpec, ServiceInfo
 from harness.observations import Observations
 
 if TYPE_CHECKING:
@@ -53,12 +53,52 @@ class World:
             from harness.drivers.gateway import GatewayClient
 
             if self.spec is None:
-                raise RuntimeError("no cluster started in this scenario (missing a 'Given a cluster ...' step?)")
+                raise RuntimeError(
+                    "no cluster started in this scenario (missing a 'Given a cluster ...' step?)"
+                )
             self._gateway = GatewayClient(
                 self.backend.gateway_url, admin_token=self.spec.admin_token, observations=self.observations
             )
             self.defer("close the gateway client", self._gateway.close)
         return self._gateway
+
+    # -- lifecycle actions on services (each one touches the backend, for the stub report) ---------
+    def stop_worker(self, name: str, grace: float = 10.0) -> int | None:
+        """Graceful stop (SIGTERM, drain); the exit code."""
+        trace.touch("backend", f"stop {name}")
+        return self.backend.stop(name, grace=grace)
+
+    def kill_worker(self, name: str) -> int | None:
+        """SIGKILL; the exit code (-9 on the local backend)."""
+        trace.touch("backend", f"kill {name}")
+        return self.backend.kill(name)
+
+    def restart_worker(self, name: str) -> None:
+        """A fresh process under the same name and address; returns once it has registered again."""
+        trace.touch("backend", f"restart {name}")
+        self.backend.restart(name)
+
+    def pause(self, name: str) -> None:
+        """Freeze a service (SIGSTOP / docker pause); resumed at teardown if a step does not."""
+        trace.touch("backend", f"pause {name}")
+        self.backend.pause(name)
+        self.defer(f"resume {name}", lambda: self.backend.resume(name))
+
+    def resume(self, name: str) -> None:
+        trace.touch("backend", f"resume {name}")
+        self.backend.resume(name)
+
+    def add_workers(self, count: int, *, wait: bool = True) -> list[str]:
+        trace.touch("backend", f"add {count} workers")
+        return self.backend.add_workers(count, wait=wait)
+
+    def running_workers(self) -> list[ServiceInfo]:
+        trace.touch("backend", "services")
+        return [s for s in self.backend.workers() if s.running]
+
+    def logs(self, name: str) -> str:
+        trace.touch("backend", f"logs {name}")
+        return self.backend.logs(name)
 
     # -- time windows -----------------------------------------------------------------------
     def mark(self, name: str) -> float:

@@ -6,7 +6,13 @@ about how a service is started.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -62,3 +68,78 @@ def worker_command(
     if advertise_url:
         argv += ["--advertise-url", advertise_url]
     return argv
+
+
+# --- running the services as detached processes (used by ``sut up``/``sut down`` and the tests) ---
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel just handed out on ``host``; free unless someone grabs it in between."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def spawn_detached(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``argv`` in its own session (so its pid is its process-group id and it outlives the
+    caller and its terminal), with stdout and stderr appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+
+
+def process_running(pid: int, marker: str | None = None) -> bool:
+    """True while ``pid`` exists and is not a zombie; with ``marker``, only if its command line
+    contains it (guards against killing an unrelated process that reused the pid)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[-1].split()[0]
+    if state in ("Z", "X"):
+        return False
+    return marker is None or marker in cmdline
+
+
+def stop_process_group(pid: int, *, grace: float = 10.0, marker: str | None = None) -> str:
+    """SIGTERM the process group led by ``pid``, SIGKILL it after ``grace`` seconds.
+
+    Returns what happened: ``"not running"``, ``"stopped"`` (exited on SIGTERM) or ``"killed"``.
+    Works for processes that are not our children (``sut down`` runs in a new CLI process).
+    """
+    if not process_running(pid, marker):
+        return "not running"
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not process_running(pid):
+            _signal_group(pid, signal.SIGKILL)  # leftovers of the group, if any
+            return "stopped"
+        time.sleep(0.05)
+    _signal_group(pid, signal.SIGKILL)
+    for _ in range(100):
+        _reap(pid)
+        if not process_running(pid):
+            break
+        time.sleep(0.05)
+    return "killed"
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when ``pid`` happens to be our child, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
