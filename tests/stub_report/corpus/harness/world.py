@@ -1,0 +1,23 @@
+"""Corpus World: a few driver methods (touch a service) and bookkeeping ones (do not)."""
+
+import time
+
+from harness import trace
+
+
+class World:
+    def __init__(self, backend):
+        self.backend = backend
+        self.marks = {}
+        self.last_error = None
+
+    def start_cluster(self, workers):
+        trace.touch("backend", "start")
+        self.backend.start(workers)
+
+    def kill_worker(self, count):
+        trace.touch("fault", "kill")
+        self.backend.kill(count)
+
+    def mark(self, name):
+        self.marks[name] = time.time()

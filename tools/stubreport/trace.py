@@ -1,0 +1,102 @@
+"""Read the run-time trace (JSON lines from :mod:`harness.trace`) and fold it into the verdicts.
+
+A step that *passed* with ``touches == 0`` reached no service: its definition is hollow whatever the
+static analysis said. Definitions are found by the trace's ``function`` (``path:co_firstlineno``, which
+is the first decorator's line) or by the ``def`` line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .model import HOLLOW, STUB, SourceError, StepFunction
+
+REQUIRED = ("text", "function", "status", "touches")
+
+
+@dataclass
+class TraceRecord:
+    keyword: str
+    text: str
+    location: str
+    function: str
+    status: str
+    touches: int
+    duration_s: float = 0.0
+    kinds: list[str] = field(default_factory=list)
+
+
+def read_trace(path: Path, display: str) -> tuple[list[TraceRecord], list[SourceError]]:
+    records: list[TraceRecord] = []
+    errors: list[SourceError] = []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                raw: Any = json.loads(line)
+                if not isinstance(raw, dict):
+                    raise ValueError("not a JSON object")
+                missing = [k for k in REQUIRED if k not in raw]
+                if missing:
+                    raise ValueError(f"missing {', '.join(missing)}")
+                records.append(
+                    TraceRecord(
+                        keyword=str(raw.get("keyword", "")),
+                        text=str(raw["text"]),
+                        location=str(raw.get("location", "")),
+                        function=str(raw["function"]),
+                        status=str(raw["status"]),
+                        touches=int(raw["touches"]),
+                        duration_s=float(raw.get("duration_s", 0.0)),
+                        kinds=list(raw.get("kinds", [])),
+                    )
+                )
+            except (ValueError, TypeError) as exc:
+                errors.append(SourceError(display, number, f"bad trace line: {exc}"))
+    return records, errors
+
+
+def _key(location: str, base: Path) -> tuple[str, int] | None:
+    path, sep, line = location.rpartition(":")
+    if not sep or not line.isdigit():
+        return None
+    full = Path(path) if os.path.isabs(path) else base / path
+    return os.path.normcase(os.path.realpath(full)), int(line)
+
+
+def apply_trace(
+    records: list[TraceRecord], functions: list[StepFunction], paths: dict[str, Path], base: Path
+) -> list[str]:
+    """Mark run-time hollow definitions; return trace functions that match no definition."""
+    index: dict[tuple[str, int], StepFunction] = {}
+    for func in functions:
+        real = os.path.normcase(os.path.realpath(paths[func.path]))
+        index[(real, func.first_line)] = func
+        index.setdefault((real, func.line), func)
+    unmatched: dict[str, None] = {}
+    first_untouched: dict[int, str] = {}
+    for record in records:
+        key = _key(record.function, base)
+        func = index.get(key) if key else None
+        if func is None:
+            unmatched[record.function] = None
+            continue
+        func.trace_runs += 1
+        if record.status == "passed" and record.touches == 0:
+            func.trace_untouched += 1
+            first_untouched.setdefault(id(func), record.location)
+    for func in functions:
+        if func.trace_untouched and func.verdict != STUB:
+            where = first_untouched[id(func)]
+            runs = f"{func.trace_untouched} of {func.trace_runs} runs"
+            note = f"trace: passed without touching a service ({runs}; first at {where})"
+            if func.verdict != HOLLOW:
+                note += f"; the static view said {func.verdict}"
+            func.reasons.insert(0, note)
+            func.verdict = HOLLOW
+    return list(unmatched)
