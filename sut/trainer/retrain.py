@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from sut.demo_models import INPUT_NAME, N_FEATURES, OUTPUT_NAME, TARGET_OPSET, Artifact, _write
+from sut.demo_models import INPUT_NAME, N_FEATURES, OUTPUT_NAME, TARGET_OPSET, Artifact, write_artifact
 
 
 @dataclass
@@ -75,6 +75,6 @@ def train_and_evaluate(
 
 def export(root: Path, model: str, version: str, onnx_bytes: bytes, training_inputs: np.ndarray) -> Artifact:
     """Write the artifact and, beside it, its training baseline for later drift checks."""
-    artifact = _write(root, model, version, onnx_bytes)
+    artifact = write_artifact(root, model, version, onnx_bytes)
     np.save(artifact.path.parent / "baseline.npy", training_inputs.astype(np.float32))
     return artifact
