@@ -21,7 +21,7 @@ def gateway_command(
     port: int,
     data_dir: Path,
     artifact_root: Path,
-    admin_token: str,
+    admin_token: str | None,
     host: str = "127.0.0.1",
     db: str | None = None,
     heartbeat_interval: float = 1.0,
@@ -34,11 +34,12 @@ def gateway_command(
         "--host", host, "--port", str(port),
         "--data-dir", str(data_dir),
         "--artifact-root", str(artifact_root),
-        "--admin-token", admin_token,
         "--heartbeat-interval", str(heartbeat_interval),
         "--expiry-misses", str(expiry_misses),
         "--upstream-timeout", str(upstream_timeout),
     ]  # fmt: skip
+    if admin_token is not None:  # None: the gateway reads SUT_ADMIN_TOKEN (kept out of `ps` output)
+        argv += ["--admin-token", admin_token]
     if db:
         argv += ["--db", db]
     return argv
