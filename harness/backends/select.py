@@ -1,0 +1,87 @@
+"""Choose a cluster backend by name: ``local``, ``docker``, or ``auto``.
+
+``auto`` picks docker when a Docker engine answers a ping and the docker backend module is present,
+else local (the embedded default). The choice and its reason are logged at WARNING as one line and
+kept on the backend as ``selection_notice`` so that the runners can print it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+from harness.backends.base import BackendError, ClusterBackend
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("local", "docker", "auto")
+PING_TIMEOUT_S = 3
+
+
+def docker_available() -> tuple[bool, str]:
+    """Whether a Docker engine answers, and why (not)."""
+    try:
+        import docker
+    except ImportError as exc:
+        return False, f"the docker package is not installed ({exc})"
+    try:
+        client = docker.from_env(timeout=PING_TIMEOUT_S)
+    except Exception as exc:
+        return False, f"no Docker engine configured ({type(exc).__name__}: {exc})"
+    try:
+        client.ping()
+        return True, f"a Docker engine answered at {client.api.base_url}"
+    except Exception as exc:
+        return False, f"the Docker engine did not answer a ping ({type(exc).__name__}: {exc})"
+    finally:
+        client.close()
+
+
+def _docker_backend_module_present() -> bool:
+    try:
+        return importlib.util.find_spec("harness.backends.docker") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+_auto_choice: tuple[str, str] | None = None  # decided once per process: one ping, one notice
+
+
+def choose(name: str) -> tuple[str, str]:
+    """The concrete backend name for ``name`` and a one-line notice saying why."""
+    global _auto_choice
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name != "auto":
+        return name, f"backend: {name} (requested)"
+    if _auto_choice is None:
+        _auto_choice = _choose_auto()
+        log.warning(_auto_choice[1])
+    return _auto_choice
+
+
+def _choose_auto() -> tuple[str, str]:
+    up, why = docker_available()
+    if not up:
+        return "local", f"backend: local (auto: {why})"
+    if not _docker_backend_module_present():
+        return "local", f"backend: local (auto: {why}, but harness.backends.docker is not available)"
+    return "docker", f"backend: docker (auto: {why})"
+
+
+def make_backend(name: str, workdir: Path) -> ClusterBackend:
+    """A fresh backend for one scenario, its scratch space under ``workdir``."""
+    chosen, notice = choose(name)
+    if chosen == "local":
+        from harness.backends.local import LocalBackend
+
+        backend: ClusterBackend = LocalBackend(Path(workdir))
+    else:
+        try:
+            from harness.backends.docker import DockerBackend
+        except ImportError as exc:
+            raise BackendError(f"the docker backend cannot be imported: {exc}") from exc
+        backend = DockerBackend(Path(workdir))
+    backend.selection_notice = notice  # type: ignore[attr-defined]
+    return backend

@@ -1,0 +1,1 @@
+"""Drivers: clients that talk to the running services and record what they answered."""
