@@ -1,0 +1,258 @@
+"""The gateway's FastAPI application: V2 front door, worker registry endpoints, admin API, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+import sut
+from sut.errors import ApiError, NotFound, install_error_handlers
+from sut.gateway import admin
+from sut.gateway.catalog import Catalog
+from sut.gateway.catalog_store import open_store
+from sut.gateway.metrics import GatewayMetrics
+from sut.gateway.registry import Worker, WorkerRegistry, parse_models
+from sut.gateway.routing import Router
+from sut.gateway.swap import SwapCoordinator
+from sut.protocol import BadRequest, parse_infer_request, parse_json
+
+log = logging.getLogger("sut.gateway")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    host: str
+    port: int
+    data_dir: Path
+    artifact_root: Path
+    admin_token: str
+    db: str | None = None
+    heartbeat_interval: float = 1.0
+    expiry_misses: int = 3
+    upstream_timeout: float = 5.0
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class Gateway:
+    """Everything the endpoints share, created once per app."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.metrics = GatewayMetrics()
+        self.catalog = Catalog(open_store(config.db, config.data_dir), config.artifact_root)
+        self.catalog.load()
+        self.registry = WorkerRegistry(config.heartbeat_interval, config.expiry_misses)
+        self.router = Router(self.registry, self.metrics, config.upstream_timeout, self._worker_failed)
+        self.swaps = SwapCoordinator(
+            self.catalog,
+            self.registry,
+            self.router,
+            load_timeout=max(30.0, config.upstream_timeout),
+            drain_timeout=config.upstream_timeout + 1.0,
+        )
+        self._background: set[asyncio.Task[None]] = set()
+
+    def audit_later(self, action: str, model: str | None, details: dict[str, Any]) -> None:
+        """Record worker churn without making the worker's call wait for the database."""
+        task = asyncio.get_running_loop().create_task(self.catalog.audit_best_effort(action, model, details))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _worker_failed(self, worker: Worker, reason: str) -> None:
+        self.audit_later("worker_unhealthy", None, {"worker": worker.id, "url": worker.url, "reason": reason})
+
+    async def expiry_loop(self) -> None:
+        period = max(0.05, min(self.config.heartbeat_interval / 2, 1.0))
+        while True:
+            await asyncio.sleep(period)
+            for w in self.registry.expire():
+                log.warning(
+                    "worker %s (%s) expired after %d missed heartbeats",
+                    w.id,
+                    w.url,
+                    self.registry.expiry_misses,
+                )
+                self.audit_later("worker_expired", None, {"worker": w.id, "url": w.url, "name": w.name})
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 2.0)
+        await self.router.close()
+        self.catalog.store.close()
+
+
+def create_app(config: GatewayConfig) -> FastAPI:
+    gateway = Gateway(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        expiry = asyncio.create_task(gateway.expiry_loop())
+        log.info("gateway listening on %s", config.public_url)
+        try:
+            yield
+        finally:
+            expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await expiry
+            await gateway.close()
+
+    app = FastAPI(title="sut gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.gateway = gateway
+    install_error_handlers(app)
+    _add_v2_routes(app, gateway)  # first: routes are matched in order and inference is the hot path
+    _add_registry_routes(app, gateway)
+    app.include_router(admin.router)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        sizes = {
+            (name, v): rec.size_bytes
+            for name, e in gateway.catalog.models.items()
+            for v, rec in e.versions.items()
+        }
+        text = gateway.metrics.render(gateway.registry, sizes)
+        return Response(text, media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+def _add_v2_routes(app: FastAPI, gw: Gateway) -> None:
+    @app.get("/v2/health/live")
+    async def live() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    async def ready() -> JSONResponse:
+        serving = [w.id for w in gw.registry.workers.values() if w.healthy and w.models]
+        if serving:
+            return JSONResponse({"ready": True, "workers": serving})
+        reason = "no healthy worker serves a model" if gw.registry.workers else "no worker is registered"
+        return JSONResponse({"ready": False, "error": f"gateway not ready: {reason}"}, status_code=503)
+
+    @app.get("/v2")
+    async def server_metadata() -> dict[str, Any]:
+        return {"name": "sut-gateway", "version": sut.__version__, "extensions": ["model_repository"]}
+
+    async def metadata(model: str, version: str | None) -> Response:
+        resolved = gw.catalog.resolve(model, version)
+        path = f"/v2/models/{model}/versions/{resolved}"
+        upstream = await gw.router.get(model, resolved, path)
+        if upstream.status != 200 or version is not None:
+            return Response(upstream.body, status_code=upstream.status, media_type="application/json")
+        body = json.loads(upstream.body)
+        body["versions"] = list(gw.catalog.get_model(model).versions)
+        return JSONResponse(body)
+
+    def model_ready(model: str, version: str | None) -> JSONResponse:
+        resolved = gw.catalog.resolve(model, version)
+        holders = [w.id for w in gw.registry.holders(model, resolved) if w.healthy]
+        body = {"name": model, "version": resolved, "ready": bool(holders)}
+        if not holders:
+            body["error"] = (
+                f"model {model!r} version {resolved!r}: {gw.registry.unavailable_reason(model, resolved)}"
+            )
+        return JSONResponse(body, status_code=200 if holders else 503)
+
+    async def infer(model: str, version: str | None, request: Request) -> Response:
+        body = await request.body()
+        # resolve and enter the in-flight count with no await in between: a swap that flips the
+        # alias meanwhile then always sees this request when it waits for the old version to drain
+        try:
+            resolved = gw.catalog.resolve(model, version)
+            parse_infer_request(parse_json(body))
+        except ApiError as exc:
+            gw.metrics.observe(model, version or "", exc.status, 0.0)
+            raise
+        upstream = await gw.router.infer(model, resolved, body)
+        return Response(upstream.body, status_code=upstream.status, media_type="application/json")
+
+    @app.post("/v2/models/{model}/infer")
+    async def infer_default(model: str, request: Request) -> Response:
+        return await infer(model, None, request)
+
+    @app.post("/v2/models/{model}/versions/{version}/infer")
+    async def infer_version(model: str, version: str, request: Request) -> Response:
+        return await infer(model, version, request)
+
+    @app.get("/v2/models/{model}")
+    async def model_metadata(model: str) -> Response:
+        return await metadata(model, None)
+
+    @app.get("/v2/models/{model}/versions/{version}")
+    async def version_metadata(model: str, version: str) -> Response:
+        return await metadata(model, version)
+
+    @app.get("/v2/models/{model}/ready")
+    async def ready_model(model: str) -> JSONResponse:
+        return model_ready(model, None)
+
+    @app.get("/v2/models/{model}/versions/{version}/ready")
+    async def ready_version(model: str, version: str) -> JSONResponse:
+        return model_ready(model, version)
+
+
+def _add_registry_routes(app: FastAPI, gw: Gateway) -> None:
+    @app.post("/internal/workers/register")
+    async def register(request: Request) -> dict[str, Any]:
+        payload = await admin.json_object(request)
+        url = payload.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise BadRequest("'url' must be the worker's base URL, e.g. http://127.0.0.1:8001")
+        name = payload.get("name") or ""
+        if not isinstance(name, str):
+            raise BadRequest("'name' must be a string")
+        try:
+            models = parse_models(payload.get("models"))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        for old in [w for w in gw.registry.workers.values() if w.url == url.rstrip("/")]:
+            gw.registry.deregister(old.id)  # the same address registering again: the old process is gone
+            gw.audit_later("worker_replaced", None, {"worker": old.id, "url": old.url})
+        worker = gw.registry.register(url, name, models)
+        log.info("worker %s registered: %s (%s)", worker.id, worker.url, worker.name)
+        gw.audit_later("worker_registered", None, {"worker": worker.id, "url": worker.url, "name": name})
+        return {
+            "id": worker.id,
+            "heartbeat_interval": gw.config.heartbeat_interval,
+            "assignments": gw.swaps.assignments(),
+        }
+
+    @app.post("/internal/workers/{worker_id}/heartbeat")
+    async def heartbeat(worker_id: str, request: Request) -> dict[str, Any]:
+        body = await request.body()
+        payload = parse_json(body) if body.strip() else {}
+        if not isinstance(payload, dict):
+            raise BadRequest("heartbeat body must be a JSON object")
+        try:
+            models = parse_models(payload["models"]) if "models" in payload else None
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        memory = payload.get("memory_used")
+        if memory is not None and (not isinstance(memory, int) or isinstance(memory, bool) or memory < 0):
+            raise BadRequest("'memory_used' must be a non-negative integer")
+        worker = gw.registry.heartbeat(worker_id, models, memory)
+        if worker is None:
+            raise NotFound(f"worker {worker_id!r} is not registered (expired or unknown): register again")
+        return {"id": worker.id, "healthy": worker.healthy}
+
+    @app.delete("/internal/workers/{worker_id}")
+    async def deregister(worker_id: str) -> dict[str, Any]:
+        worker = gw.registry.deregister(worker_id)
+        if worker is None:
+            raise NotFound(f"worker {worker_id!r} is not registered")
+        log.info("worker %s deregistered", worker.id)
+        gw.audit_later("worker_deregistered", None, {"worker": worker.id, "url": worker.url})
+        return {"id": worker.id, "deregistered": True}

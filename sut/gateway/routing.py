@@ -1,0 +1,223 @@
+"""Forwarding requests to workers: pick a healthy holder, retry once elsewhere on a broken connection.
+
+Inference requests go over a pooled keep-alive connection per worker (``upstream.UpstreamPool``,
+far cheaper than httpx on the hot path); everything else uses one shared ``httpx.AsyncClient``.
+Every call runs under the ``--upstream-timeout`` deadline so that no client waits forever on a
+paused or slow worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from sut.errors import ApiError
+from sut.gateway.metrics import GatewayMetrics
+from sut.gateway.registry import ModelKey, Worker, WorkerRegistry
+from sut.gateway.upstream import UpstreamConnectionError, UpstreamPool
+
+log = logging.getLogger("sut.gateway.routing")
+
+WorkerFailed = Callable[[Worker, str], Awaitable[None]]
+
+# Broken connections (refused, reset, closed before an answer): the request never ran to completion
+# on that worker, so running it on another one is safe (inference has no side effects).
+_CONNECTION_FAILURES = (
+    httpx.ConnectError,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+    UpstreamConnectionError,
+)
+
+
+class InFlight:
+    """Requests the gateway has sent and not yet answered, per (model, version)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[ModelKey, int] = {}
+        self._idle: dict[ModelKey, asyncio.Event] = {}
+
+    def enter(self, key: ModelKey) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def leave(self, key: ModelKey) -> None:
+        n = self.counts.get(key, 0) - 1
+        if n > 0:
+            self.counts[key] = n
+            return
+        self.counts.pop(key, None)
+        event = self._idle.pop(key, None)
+        if event is not None:
+            event.set()
+
+    async def wait_idle(self, key: ModelKey, timeout: float) -> bool:
+        """True once nothing is in flight for ``key``; False if that took longer than ``timeout``."""
+        if not self.counts.get(key):
+            return True
+        event = self._idle.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclass
+class Upstream:
+    """A worker's answer, passed through to the client as is."""
+
+    status: int
+    body: bytes
+    worker_id: str
+
+
+class Router:
+    def __init__(
+        self,
+        registry: WorkerRegistry,
+        metrics: GatewayMetrics,
+        upstream_timeout: float,
+        on_worker_failed: WorkerFailed | None = None,
+    ) -> None:
+        self.registry = registry
+        self.metrics = metrics
+        self.timeout = upstream_timeout
+        self.in_flight = InFlight()
+        self._on_worker_failed = on_worker_failed
+        self.pool = UpstreamPool()  # inference requests (the hot path)
+        self.client = httpx.AsyncClient(  # everything else
+            # httpx's own timeout is a backstop; asyncio.timeout below enforces the total deadline
+            timeout=httpx.Timeout(upstream_timeout + 1.0),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=4.0),
+            trust_env=False,
+        )
+
+    async def close(self) -> None:
+        await self.pool.close()
+        await self.client.aclose()
+
+    async def infer(self, model: str, version: str, body: bytes) -> Upstream:
+        """Run one inference on a worker holding (model, version); raises ApiError 503/504."""
+        key = (model, version)
+        started = time.perf_counter()
+        self.in_flight.enter(key)
+        status = 500
+        try:
+            result = await self._infer_with_retry(model, version, body)
+            status = result.status
+            return result
+        except ApiError as exc:
+            status = exc.status
+            raise
+        finally:
+            self.in_flight.leave(key)
+            self.metrics.observe(model, version, status, time.perf_counter() - started)
+
+    async def _infer_with_retry(self, model: str, version: str, body: bytes) -> Upstream:
+        path = f"/v2/models/{model}/versions/{version}/infer"
+        tried: set[str] = set()
+        failures: list[str] = []
+        for _attempt in range(2):
+            worker = self.registry.pick(model, version, exclude=tried)
+            if worker is None:
+                break
+            tried.add(worker.id)
+            outcome = await self._call(worker, "POST", path, body, model, version)
+            if isinstance(outcome, Upstream):
+                return outcome
+            failures.append(outcome)
+            if len(tried) == 1:
+                self.metrics.retries.labels(model).inc()
+        # out of workers: every holder failed (each is now marked unhealthy) or there was none
+        reason = "; ".join(failures) if failures else self.registry.unavailable_reason(model, version)
+        if failures:
+            left = self.registry.pick(model, version, exclude=tried) is not None
+            reason += "; gave up after one retry" if left else "; no other healthy worker holds it"
+        raise ApiError(f"no healthy worker can serve model {model!r} version {version!r}: {reason}", 503)
+
+    async def _call(
+        self, worker: Worker, method: str, path: str, body: bytes | None, model: str, version: str
+    ) -> Upstream | str:
+        """The worker's answer, or a description of why it failed in a way worth retrying elsewhere."""
+        worker.in_flight += 1
+        try:
+            async with asyncio.timeout(self.timeout):
+                status, content = await self._send(worker.url, method, path, body)
+        except (TimeoutError, httpx.TimeoutException):
+            raise ApiError(
+                f"model {model!r} version {version!r}: worker {worker.id} ({worker.url}) did not answer "
+                f"within the upstream timeout of {self.timeout:g} s",
+                504,
+            ) from None
+        except _CONNECTION_FAILURES as exc:
+            reason = f"worker {worker.id} ({worker.url}) connection failed: {type(exc).__name__}: {exc}"
+            await self._worker_failed(worker, reason)
+            return reason
+        finally:
+            worker.in_flight -= 1
+        if status == 503:
+            # a draining worker (graceful stop): stop sending it work and try another one
+            reason = f"worker {worker.id} ({worker.url}) answered 503: {_error_text(content)}"
+            await self._worker_failed(worker, reason)
+            return reason
+        if status == 404 and path.endswith("/infer"):
+            # the worker no longer holds the version (unloaded since its last heartbeat)
+            worker.models.discard((model, version))
+            if self.registry.pick(model, version, exclude={worker.id}) is not None:
+                return f"worker {worker.id} ({worker.url}) answered 404: {_error_text(content)}"
+        return Upstream(status, content, worker.id)
+
+    async def _send(self, base_url: str, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+        if method == "POST" and body is not None and self.pool.supports(base_url):
+            return await self.pool.post(base_url, path, body)
+        headers = {"content-type": "application/json"} if body is not None else None
+        response = await self.client.request(method, base_url + path, content=body, headers=headers)
+        return response.status_code, response.content
+
+    async def _worker_failed(self, worker: Worker, reason: str) -> None:
+        if self.registry.mark_unhealthy(worker.id):
+            log.warning("worker %s marked unhealthy: %s", worker.id, reason)
+            if self._on_worker_failed is not None:
+                await self._on_worker_failed(worker, reason)
+
+    async def get(self, model: str, version: str, path: str) -> Upstream:
+        """Forward a read-only request (model metadata) to any healthy holder of the version."""
+        worker = self.registry.pick(model, version)
+        if worker is None:
+            reason = self.registry.unavailable_reason(model, version)
+            raise ApiError(f"no healthy worker can serve model {model!r} version {version!r}: {reason}", 503)
+        outcome = await self._call(worker, "GET", path, None, model, version)
+        if isinstance(outcome, str):
+            raise ApiError(f"model {model!r} version {version!r}: {outcome}", 502)
+        return outcome
+
+    async def worker_call(
+        self, worker: Worker, path: str, payload: dict[str, Any], timeout: float
+    ) -> tuple[int, str]:
+        """A repository call (load/unload) to one worker: (status, error text); status 0 = no answer."""
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self.client.post(worker.url + path, json=payload, timeout=timeout + 1.0)
+        except (TimeoutError, httpx.TimeoutException):
+            return 0, f"no answer within {timeout:g} s"
+        except httpx.TransportError as exc:
+            return 0, f"connection failed: {type(exc).__name__}: {exc}"
+        return response.status_code, "" if response.is_success else _error_text(response.content)
+
+
+def _error_text(content: bytes) -> str:
+    try:
+        payload = json.loads(content)
+    except ValueError:
+        return content[:300].decode(errors="replace")
+    if isinstance(payload, dict) and "error" in payload:
+        return str(payload["error"])
+    return content[:300].decode(errors="replace")

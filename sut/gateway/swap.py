@@ -1,0 +1,202 @@
+"""Swap and rollback: load the new version everywhere, flip the alias, drain, unload the old one.
+
+The order is what makes a swap zero-downtime: the old version keeps serving until every worker
+holds the new one, the alias flips in one step, and the old version is only unloaded once the
+gateway has no request in flight on it. A failed load anywhere undoes the loads that succeeded
+and leaves the alias untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from sut.errors import ApiError
+from sut.gateway.catalog import PRODUCTION, Catalog, check_name
+from sut.gateway.registry import Worker, WorkerRegistry
+from sut.gateway.routing import Router
+
+log = logging.getLogger("sut.gateway.swap")
+
+# statuses a worker's load answer may carry that the gateway passes on as they are
+_PASS_THROUGH = {400, 404, 409, 422, 507}
+
+
+class SwapCoordinator:
+    def __init__(
+        self,
+        catalog: Catalog,
+        registry: WorkerRegistry,
+        router: Router,
+        load_timeout: float,
+        drain_timeout: float,
+    ) -> None:
+        self.catalog = catalog
+        self.registry = registry
+        self.router = router
+        self.load_timeout = load_timeout
+        self.drain_timeout = drain_timeout
+        # model -> version being swapped in; workers registering meanwhile are told to load it too
+        self.targets: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def assignments(self) -> list[dict[str, Any]]:
+        """What a newly registered worker should load: every production version, plus swap targets."""
+        out = []
+        for name, entry in self.catalog.models.items():
+            wanted = [entry.aliases.get(PRODUCTION), self.targets.get(name)]
+            for version in dict.fromkeys(v for v in wanted if v is not None):
+                rec = entry.versions.get(version)
+                if rec is not None:
+                    out.append(
+                        {
+                            "model": name,
+                            "version": version,
+                            "artifact_uri": rec.artifact_uri,
+                            "sha256": rec.sha256,
+                        }
+                    )
+        return out
+
+    async def swap(self, model: str, version: object, action: str = "swap") -> dict[str, Any]:
+        version = check_name("version", version)
+        self.catalog.get_version(model, version)
+        lock = self._locks.setdefault(model, asyncio.Lock())
+        if lock.locked():
+            raise ApiError(f"a swap of model {model!r} is already in progress", 409)
+        async with lock:
+            return await self._swap_locked(model, version, action)
+
+    async def rollback(self, model: str) -> dict[str, Any]:
+        target = self.catalog.previous_production(model)
+        if target is None:
+            raise ApiError(f"model {model!r} has no previous {PRODUCTION} version to roll back to", 409)
+        return await self.swap(model, target, action="rollback")
+
+    async def _swap_locked(self, model: str, version: str, action: str) -> dict[str, Any]:
+        started = time.monotonic()
+        old = self.catalog.production(model)
+        if old == version:
+            return self._answer(model, old, version, started, [], note="already the production version")
+        rec = self.catalog.get_version(model, version)
+        self.targets[model] = version
+        try:
+            workers = self.registry.serving_model(model)
+            already = {w.id for w in workers if (model, version) in w.models}  # not ours to undo
+            payload = {
+                "parameters": {"version": version, "artifact_uri": rec.artifact_uri, "sha256": rec.sha256}
+            }
+            results = await asyncio.gather(*(self._load(w, model, payload) for w in workers))
+            failed = [
+                (w, status, text) for w, (status, text) in zip(workers, results, strict=True) if status != 200
+            ]
+            if failed:
+                loaded = [
+                    w
+                    for w, (status, _) in zip(workers, results, strict=True)
+                    if status == 200 and w.id not in already
+                ]
+                await self._undo(model, version, loaded)
+                raise await self._failure(model, old, version, action, failed, loaded)
+            protect = 2 * self.registry.heartbeat_interval + 1.0  # until a heartbeat sent after the load
+            for w in workers:
+                w.add_loaded((model, version), protect)
+            await self.catalog.set_alias(model, PRODUCTION, version)
+        finally:
+            self.targets.pop(model, None)
+        drained = True
+        if old is not None:
+            drained = await self.router.in_flight.wait_idle((model, old), self.drain_timeout)
+            await self._unload_everywhere(model, old)
+        answer = self._answer(model, old, version, started, workers, drained=drained)
+        await self.catalog.audit(action, model, {k: v for k, v in answer.items() if k != "model"})
+        return answer
+
+    async def _load(self, worker: Worker, model: str, payload: dict[str, Any]) -> tuple[int, str]:
+        path = f"/v2/repository/models/{model}/load"
+        return await self.router.worker_call(worker, path, payload, self.load_timeout)
+
+    async def _unload(self, worker: Worker, model: str, version: str) -> tuple[int, str]:
+        path = f"/v2/repository/models/{model}/unload"
+        payload = {"parameters": {"version": version}}
+        return await self.router.worker_call(worker, path, payload, self.load_timeout)
+
+    async def _undo(self, model: str, version: str, loaded: list[Worker]) -> None:
+        for w, status, text in await self._unload_from(loaded, model, version):
+            log.warning("undo: unload of %s v%s on %s failed: %s %s", model, version, w.id, status, text)
+
+    async def _unload_everywhere(self, model: str, version: str) -> None:
+        holders = [w for w in self.registry.workers.values() if (model, version) in w.models]
+        for w, status, text in await self._unload_from(holders, model, version):
+            details = {"version": version, "worker": w.id, "status": status, "reason": text}
+            await self.catalog.audit_best_effort("unload_failed", model, details)
+
+    async def _unload_from(
+        self, workers: list[Worker], model: str, version: str
+    ) -> list[tuple[Worker, int, str]]:
+        """Unload the version on these workers; the failures."""
+        key = (model, version)
+        for w in workers:
+            w.unloading.add(key)  # stop routing to it now; a stale heartbeat must not bring it back
+            w.models.discard(key)
+            w.loaded_by_gateway.pop(key, None)
+        try:
+            results = await asyncio.gather(*(self._unload(w, model, version) for w in workers))
+        finally:
+            for w in workers:
+                w.unloading.discard(key)
+        return [
+            (w, status, text) for w, (status, text) in zip(workers, results, strict=True) if status != 200
+        ]
+
+    async def _failure(
+        self,
+        model: str,
+        old: str | None,
+        version: str,
+        action: str,
+        failed: list[tuple[Worker, int, str]],
+        loaded: list[Worker],
+    ) -> ApiError:
+        parts = [
+            f"worker {w.id} ({w.url}) answered {status or 'nothing'}: {text}" for w, status, text in failed
+        ]
+        message = (
+            f"{action} of model {model!r} to version {version!r} failed, {PRODUCTION} stays at {old!r}: "
+            + "; ".join(parts)
+        )
+        details = {
+            "from_version": old,
+            "to_version": version,
+            "failures": [{"worker": w.id, "url": w.url, "status": s, "reason": t} for w, s, t in failed],
+            "undone_on": [w.id for w in loaded],
+        }
+        await self.catalog.audit_best_effort(f"{action}_failed", model, details)
+        statuses = {s for _, s, _ in failed}
+        if len(statuses) == 1 and (status := statuses.pop()) in _PASS_THROUGH:
+            return ApiError(message, status)
+        return ApiError(message, 504 if all("no answer within" in t for _, _, t in failed) else 502)
+
+    def _answer(
+        self,
+        model: str,
+        old: str | None,
+        version: str,
+        started: float,
+        workers: list[Worker],
+        drained: bool = True,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "model": model,
+            "from_version": old,
+            "to_version": version,
+            "duration_s": round(time.monotonic() - started, 3),
+            "workers": [w.id for w in workers],
+            "drained": drained,
+        }
+        if note:
+            answer["note"] = note
+        return answer
