@@ -1,0 +1,163 @@
+"""behave integration: the same step library and the same real cluster as ``pytest --gherkin``.
+
+``features/environment.py`` re-exports the hooks below and ``features/steps/library.py`` calls
+:func:`register_steps`. Userdata: ``-D backend=local|docker|auto`` (default auto) and
+``-D step_trace=FILE`` (one JSON line per executed step, see :mod:`harness.trace`).
+
+Each scenario gets its own :class:`harness.world.World` as ``context.world``; it is closed in
+``after_scenario`` whatever happened (behave also runs that hook after Ctrl-C; services that survive an
+abrupt exit are killed by :mod:`harness.processes`' atexit/signal handlers).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness import processes, trace
+from harness.log_tails import log_tails
+from harness.snippets import short_location, snippet, undefined_step_message
+from harness.steps_registry import CUSTOM_TYPES, StepDefinition, load_step_library
+
+_RUN_STATE: dict[str, Any] = {}  # per behave process: trace writer, scratch root
+
+
+# -- step registration ----------------------------------------------------------------------------------
+def _behave_step(definition: StepDefinition) -> Callable[..., Any]:
+    func = definition.func
+
+    def step_impl(context: Any, *_fixed: Any, **values: Any) -> Any:
+        world = getattr(context, "world", None)
+        if world is None:
+            raise RuntimeError(
+                "no World on the behave context: features/environment.py must use harness.behave_env"
+            )
+        if "docstring" in definition.params and context.text is not None:
+            values["docstring"] = context.text
+        if "datatable" in definition.params and context.table is not None:
+            table = context.table
+            values["datatable"] = [list(table.headings)] + [list(row.cells) for row in table.rows]
+        context.servingbdd_definition = definition  # for the step trace
+        return func(world, **values)
+
+    step_impl.__name__ = step_impl.__qualname__ = func.__name__
+    step_impl.__doc__ = func.__doc__
+    step_impl.servingbdd_definition = definition  # type: ignore[attr-defined]
+    step_impl.__wrapped__ = func  # type: ignore[attr-defined]  (behave shows the library step's file:line)
+    return step_impl
+
+
+def register_steps() -> int:
+    """Register every library step with behave (``parse`` matcher, our custom types); return how many."""
+    import behave
+    from behave import matchers
+
+    definitions = load_step_library()
+    matchers.use_step_matcher("parse")
+    behave.register_type(**CUSTOM_TYPES)
+    for definition in definitions:
+        getattr(behave, definition.keyword)(definition.pattern)(_behave_step(definition))
+    _install_snippet_maker()
+    return len(definitions)
+
+
+def _install_snippet_maker() -> None:
+    """Undefined-step snippets written with our registry's decorators, with the step's file:line."""
+    from behave import runner_util
+
+    def make_snippet(step: Any, language: str | None = None) -> str:
+        if isinstance(step, str):
+            return snippet("given", step)
+        body = snippet(step.step_type, step.name)
+        return f"# {step.location}: {step.keyword} {step.name}\n{body}\n"
+
+    runner_util.make_undefined_step_snippet = make_snippet
+
+
+# -- hooks --------------------------------------------------------------------------------------------
+def before_all(context: Any) -> None:
+    from harness.backends.select import choose
+
+    userdata = context.config.userdata
+    backend = userdata.get("backend", "auto")
+    _RUN_STATE["backend"] = backend
+    print(choose(backend)[1], file=sys.stderr)
+    trace_file = userdata.get("step_trace")
+    _RUN_STATE["trace"] = trace.TraceWriter(Path(trace_file)) if trace_file else None
+    _RUN_STATE["root"] = Path(tempfile.mkdtemp(prefix="servingbdd-behave-"))
+    _RUN_STATE["count"] = 0
+
+
+def before_scenario(context: Any, scenario: Any) -> None:
+    from harness.backends.select import make_backend
+    from harness.world import World
+
+    _RUN_STATE["count"] += 1
+    workdir = _RUN_STATE["root"] / f"scenario-{_RUN_STATE['count']}"
+    backend = make_backend(_RUN_STATE["backend"], workdir / "cluster")
+    context.world = World(backend, workdir=workdir / "world")
+    context.add_cleanup(_close_world, context.world)  # runs even when a hook or a step blew up
+
+
+def _close_world(world: Any) -> None:
+    if getattr(world, "_servingbdd_closed", False):
+        return
+    world._servingbdd_closed = True
+    for error in world.close():
+        print(f"servingbdd: cleanup failed: {error}", file=sys.stderr)
+
+
+def after_scenario(context: Any, scenario: Any) -> None:
+    world = getattr(context, "world", None)
+    writer = _RUN_STATE.get("trace")
+    for step in scenario.steps:  # undefined steps never reach before_step: record them here
+        if step.status.name == "undefined":
+            location = _location(step)
+            message = undefined_step_message(step.step_type, step.name, location, load_step_library())
+            print(f"\n{message}\n", file=sys.stderr)
+            if writer is not None:
+                with trace.step(step.step_type, step.name, location, "") as record:
+                    record.status = "undefined"
+                writer.write(record)
+    if world is None:
+        return
+    if scenario.status.name == "failed":
+        tails = "\n".join(f"----- {title} -----\n{text}" for title, text in log_tails(world))
+        print(f"\nservingbdd: scenario failed: {scenario.name}\n{tails}", file=sys.stderr)
+    _close_world(world)
+
+
+def _location(step: Any) -> str:
+    return f"{step.location.filename}:{step.location.line}"
+
+
+def before_step(context: Any, step: Any) -> None:
+    context.servingbdd_definition = None
+    cm = trace.step(step.step_type, step.name, _location(step), "")
+    context.servingbdd_step = (cm, cm.__enter__())
+
+
+def _function_location(definition: StepDefinition | None) -> str:
+    return "" if definition is None else short_location(definition.location)
+
+
+def after_step(context: Any, step: Any) -> None:
+    opened = getattr(context, "servingbdd_step", None)
+    if opened is None:
+        return
+    context.servingbdd_step = None
+    cm, record = opened
+    record.status = "passed" if step.status.name == "passed" else "failed"
+    record.function = _function_location(getattr(context, "servingbdd_definition", None))
+    cm.__exit__(None, None, None)
+    writer = _RUN_STATE.get("trace")
+    if writer is not None:
+        writer.write(record)
+
+
+def after_all(context: Any) -> None:
+    """Kill any service process a scenario left behind (normally none: every World was closed)."""
+    processes.kill_all()

@@ -1,0 +1,79 @@
+"""Small helpers shared by the step modules (polling, window selection, load samples)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
+
+from harness.observations import Observation
+from harness.world import World
+
+T = TypeVar("T")
+
+#: Observations that are inference answers (the admin calls, e.g. a refused swap, are not traffic).
+INFER_MARK = "/infer"
+
+
+def is_inference(obs: Observation) -> bool:
+    return obs.source == "load" or INFER_MARK in obs.target
+
+
+def poll(probe: Callable[[], T], done: Callable[[T], bool], timeout: float, interval: float = 0.1) -> T:
+    """Call ``probe`` (which asks a service) until ``done(result)`` or ``timeout``; return the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if done(result) or time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)
+
+
+def finish_load(world: World) -> None:
+    """Stop the running load (if any): the Then steps judge a finished history. Idempotent."""
+    if world.load is not None and "load_stopped" not in world.marks:
+        world.load.stop()
+        world.mark("load_stopped")
+
+
+def window_bounds(world: World, window: str) -> tuple[float, float]:
+    """The instants a When step marked as ``<window>_started`` / ``<window>_ended``."""
+    return world.window(f"{window}_started", f"{window}_ended")
+
+
+def inference_in(world: World, start: float | None, end: float | None) -> list[Observation]:
+    """Inference answers overlapping ``[start, end]``: the load generator's raw samples (read back from
+    the files the Locust process wrote) and the driver's own requests."""
+    finish_load(world)
+    load_samples = world.load.samples() if world.load is not None else []
+    out = [o for o in world.observations.select(start=start, end=end) if is_inference(o)]
+    for obs in load_samples:
+        if (start is None or obs.ended >= start) and (end is None or obs.started <= end):
+            out.append(obs)
+    return sorted(out, key=lambda o: o.started)
+
+
+def describe(observations: list[Observation], limit: int = 5) -> str:
+    """A short human list of answers for assertion messages."""
+    shown = [
+        f"{o.target or 'request'} -> {o.status or 'no answer'} {o.error or ''}".strip()
+        for o in observations[:limit]
+    ]
+    more = len(observations) - limit
+    return "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")
+
+
+#: Answers of admin actions (swap, rollback) per World and window: the admin API is not traffic, so the
+#: driver does not record it as an observation; the Then steps judge the answer kept here.
+_answers: WeakKeyDictionary[World, dict[str, Any]] = WeakKeyDictionary()
+
+
+def keep_answer(world: World, window: str, answer: Any) -> None:
+    _answers.setdefault(world, {})[window] = answer
+
+
+def kept_answer(world: World, window: str) -> Any:
+    answer = _answers.get(world, {}).get(window)
+    assert answer is not None, f"no {window} was attempted in this scenario (missing a 'When I ...' step?)"
+    return answer

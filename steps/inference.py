@@ -1,0 +1,40 @@
+"""Steps that send inference requests through the gateway and judge the answers."""
+
+from __future__ import annotations
+
+from harness.steps_registry import then
+from harness.world import World
+from steps import types  # noqa: F401  (custom parse types used below)
+
+
+@then(
+    '{count:Requests} for {model:w} are all answered by version "{version}"',
+    example='Then 20 inference requests for demo are all answered by version "1"',
+)
+def requests_answered_by(world: World, count: int, model: str, version: str) -> None:
+    """Probe: send ``count`` inference requests one after the other; each must succeed from ``version``."""
+    answers = [world.gateway.infer(model) for _ in range(count)]
+    wrong = [a for a in answers if not a.ok or a.model_version != version]
+    seen = sorted({str(a.model_version) for a in answers if a.ok})
+    problems = "; ".join(f"{a.status or 'no answer'} {a.model_version or a.error}" for a in wrong[:5])
+    assert not wrong, (
+        f"expected {count} answers from {model} version {version!r}; {len(wrong)} were not "
+        f"(successful answers came from versions {seen}): {problems}"
+    )
+
+
+@then(
+    'the production version of {model:w} is "{version}"',
+    example='Then the production version of demo is "2"',
+)
+def production_version(world: World, model: str, version: str) -> None:
+    """The gateway's admin status names ``version`` as the model's ``production`` alias."""
+    status = world.gateway.status()
+    models = {m["name"]: m for m in status.get("models", [])}
+    assert model in models, (
+        f"expected model {model!r} in the gateway's admin status, it lists {sorted(models)}"
+    )
+    actual = models[model].get("aliases", {}).get("production")
+    assert actual == version, (
+        f"expected production version {version!r} of {model}, the gateway says {actual!r}"
+    )

@@ -1,0 +1,39 @@
+"""Custom ``parse`` types for step patterns, shared by both runners (see ``CUSTOM_TYPES``).
+
+Import this module before any step module that uses the types: patterns compile at decoration time.
+"""
+
+from __future__ import annotations
+
+import parse
+
+from harness.steps_registry import parse_type
+
+
+@parse_type("Versions")
+@parse.with_pattern(r'"[^"]+"(?:(?:, | and )"[^"]+")*')
+def parse_versions(text: str) -> tuple[str, ...]:
+    """``"1"`` / ``"1" and "2"`` / ``"1", "2" and "3"`` -> ("1", "2", "3")."""
+    parts = text.replace(" and ", ",").split(",")
+    return tuple(p.strip().strip('"') for p in parts if p.strip())
+
+
+@parse_type("Workers")
+@parse.with_pattern(r"\d+ workers?")
+def parse_workers(text: str) -> int:
+    """``1 worker`` / ``3 workers`` -> the count."""
+    return int(text.split()[0])
+
+
+@parse_type("Requests")
+@parse.with_pattern(r"\d+ (?:inference )?requests?")
+def parse_requests(text: str) -> int:
+    """``1 request`` / ``20 inference requests`` -> the count."""
+    return int(text.split()[0])
+
+
+@parse_type("WorkersAre")
+@parse.with_pattern(r"\d+ (?:worker is|workers are)")
+def parse_workers_are(text: str) -> int:
+    """``1 worker is`` / ``2 workers are`` -> the count."""
+    return int(text.split()[0])

@@ -1,0 +1,82 @@
+"""Prove that the features can fail: each runs against a broken variant of the cluster (a mutant).
+
+A mutant is ``tests/mutants/<name>/sitecustomize.py``, put first on the services' PYTHONPATH through
+``HARNESS_SUT_PYTHONPATH``; it patches one ``sut`` function when a service starts. Each check runs one
+real scenario of ``features/`` with ``pytest --gherkin`` in a subprocess (real processes, ~20 s each).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+# Once the project is pip-installed, pytest loads the plugin through its pytest11 entry point; naming it
+# again with -p would register it twice.
+PLUGIN = (
+    []
+    if any(ep.name == "servingbdd" for ep in entry_points(group="pytest11"))
+    else ["-p", "harness.pytest_plugin"]
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+MUTANTS = ROOT / "tests" / "mutants"
+
+pytestmark = pytest.mark.slow
+
+
+def _run_feature(keyword: str, mutant: str | None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.pop("HARNESS_SUT_PYTHONPATH", None)
+    if mutant is not None:
+        env["HARNESS_SUT_PYTHONPATH"] = str(MUTANTS / mutant)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    argv = [
+        sys.executable, "-m", "pytest", *PLUGIN, "-p", "no:cacheprovider",
+        "--gherkin", "--backend", "local", "-k", keyword, "--tb=line",
+    ]  # fmt: skip
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_worker_churn_catches_a_gateway_that_never_expires_workers() -> None:
+    mutant = _run_feature("killed", "never_expire")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    assert "✗ Then within 3 seconds the gateway lists 1 worker" in mutant.stdout, mutant.stdout[-3000:]
+    assert "it still lists 3" in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("killed", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_hot_swap_catches_a_worker_that_releases_the_old_model_before_loading_the_new() -> None:
+    mutant = _run_feature("version_1_to_version_2", "release_before_load")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    assert "✗ And during the swap every request was answered successfully" in mutant.stdout, mutant.stdout[
+        -3000:
+    ]
+    # the mutant's signature: the worker no longer holds the version the gateway routes to it
+    assert "is not loaded on this worker" in mutant.stdout, mutant.stdout[-3000:]
+
+
+def test_oom_catches_a_worker_that_loads_past_its_memory_budget() -> None:
+    mutant = _run_feature("memory_budget_refuses", "over_budget")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    refused = "✗ Then the swap of demo is refused as over the memory budget"
+    assert refused in mutant.stdout, mutant.stdout[-3000:]
+    assert "the gateway answered 200" in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("memory_budget_refuses", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_concurrency_catches_a_registration_that_is_not_atomic() -> None:
+    mutant = _run_feature("register_at_once", "racy_registration")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    assert "✗ Then within 30 seconds the gateway lists 51 workers" in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("register_at_once", None)
+    assert real.returncode == 0, real.stdout[-3000:]
