@@ -1,4 +1,4 @@
-"""Forwarding requests to workers: pick a healthy holder, retry once elsewhere on a broken connection.
+"""Forwarding requests to workers: pick a healthy holder, retry on the others on a broken connection.
 
 Inference requests go over a pooled keep-alive connection per worker (``upstream.UpstreamPool``,
 far cheaper than httpx on the hot path); everything else uses one shared ``httpx.AsyncClient``.
@@ -123,24 +123,25 @@ class Router:
 
     async def _infer_with_retry(self, model: str, version: str, body: bytes) -> Upstream:
         path = f"/v2/models/{model}/versions/{version}/infer"
+        # Each healthy holder is tried at most once. Only failures that never reached a model are
+        # retried (connection refused/reset, a draining worker's 503, a version already unloaded), and
+        # each marks the worker unhealthy, so during churn a request may meet a killed worker and a
+        # draining one before a good one: retrying only once would fail it needlessly. A timeout is
+        # not retried (504 at once), so the deadline bounds the whole request.
         tried: set[str] = set()
         failures: list[str] = []
-        for _attempt in range(2):
-            worker = self.registry.pick(model, version, exclude=tried)
-            if worker is None:
-                break
+        while (worker := self.registry.pick(model, version, exclude=tried)) is not None:
+            if failures:
+                self.metrics.retries.labels(model).inc()
             tried.add(worker.id)
             outcome = await self._call(worker, "POST", path, body, model, version)
             if isinstance(outcome, Upstream):
                 return outcome
             failures.append(outcome)
-            if len(tried) == 1:
-                self.metrics.retries.labels(model).inc()
         # out of workers: every holder failed (each is now marked unhealthy) or there was none
         reason = "; ".join(failures) if failures else self.registry.unavailable_reason(model, version)
         if failures:
-            left = self.registry.pick(model, version, exclude=tried) is not None
-            reason += "; gave up after one retry" if left else "; no other healthy worker holds it"
+            reason += "; no other healthy worker holds it"
         raise ApiError(f"no healthy worker can serve model {model!r} version {version!r}: {reason}", 503)
 
     async def _call(

@@ -1,9 +1,8 @@
-"""Routing through a real gateway to real worker processes: spread, retry, 503, 504, overhead."""
+"""Routing through a real gateway to real worker processes: spread, retry on every holder, 503, 504."""
 
 from __future__ import annotations
 
 import signal
-import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from gateway_fixtures import ROW, Cluster, infer_body, wait_until, worker_available
+from gateway_fixtures import ROW, Cluster, free_port, infer_body, wait_until, worker_available
 
 from sut.demo_models import build_demo
 
@@ -132,6 +131,28 @@ def test_killed_worker_costs_no_client_error(cluster2: Cluster) -> None:
     assert {"worker_unhealthy", "worker_expired"} & {e["action"] for e in audit}
 
 
+def test_every_healthy_holder_is_tried_before_giving_up(tmp_path: Path) -> None:
+    """Five registered workers died before the gateway noticed (their ports are closed); one serves.
+    A request that meets two or more dead ones first must still be answered by the live one."""
+    c = Cluster(tmp_path)
+    try:
+        c = start_cluster(tmp_path, 1)
+        with httpx.Client(timeout=30.0, trust_env=False) as http:
+            for _ in range(5):
+                dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+                answer = http.post(
+                    c.url + "/internal/workers/register",
+                    json={"url": dead, "name": "dead", "models": [{"name": "demo", "version": "1"}]},
+                )
+                assert answer.status_code == 200, answer.text
+            statuses = [
+                http.post(c.url + "/v2/models/demo/infer", json=infer_body()).status_code for _ in range(6)
+            ]
+        assert statuses == [200] * 6
+    finally:
+        c.close()
+
+
 def test_gracefully_stopped_worker_costs_no_client_error(cluster2: Cluster) -> None:
     statuses: list[int] = []
     stop = threading.Event()
@@ -193,25 +214,3 @@ def test_paused_worker_gives_504_within_the_deadline(tmp_path: Path) -> None:
         assert 0.9 <= took < 3.0
     finally:
         c.close()
-
-
-def test_gateway_overhead_is_small(cluster2: Cluster) -> None:
-    worker = cluster2.workers[1].url
-    direct, routed = [], []
-    with httpx.Client(timeout=30.0, trust_env=False) as http:
-        body = infer_body()
-        for _ in range(20):  # warm up the connection pools
-            http.post(worker + "/v2/models/demo/infer", json=body)
-            http.post(cluster2.url + "/v2/models/demo/infer", json=body)
-        for _ in range(200):
-            t = time.perf_counter()
-            assert http.post(worker + "/v2/models/demo/infer", json=body).status_code == 200
-            direct.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            assert http.post(cluster2.url + "/v2/models/demo/infer", json=body).status_code == 200
-            routed.append(time.perf_counter() - t)
-    p50_direct, p50_routed = statistics.median(direct) * 1000, statistics.median(routed) * 1000
-    overhead_ms = p50_routed - p50_direct
-    print(f"p50 direct {p50_direct:.2f} ms, through the gateway {p50_routed:.2f} ms")
-    # the target is < 2 ms on an idle loopback; the bound leaves room for a busy shared machine
-    assert overhead_ms < 10.0, f"gateway overhead at p50 is {overhead_ms:.2f} ms"
