@@ -11,15 +11,20 @@ from steps._support import describe, inference_in, window_bounds
 #: Samples the load must have produced before a Given declares it "running".
 WARM_UP_SAMPLES = 50
 
+#: Each simulated user's pause between its requests. Users think between requests; 50 users firing
+#: back to back would saturate a 2-core test machine and test the machine rather than the swap.
+USER_THINK_S = 0.1
+
 
 @given(
     "{users:d} users send inference requests for {model:w} continuously",
     example="Given 50 users send inference requests for demo continuously",
 )
 def start_load(world: World, users: int, model: str) -> None:
-    """Start Locust (a subprocess): ``users`` users call infer on the gateway until the scenario ends."""
+    """Start Locust (a subprocess): ``users`` users call infer on the gateway until the scenario ends,
+    each pausing 0.1 s between its requests."""
     assert world.load is None, "a load was already started in this scenario"
-    profile = LoadProfile(users=users, spawn_rate=None, model=model)
+    profile = LoadProfile(users=users, spawn_rate=None, model=model, think_s=USER_THINK_S)
     run = LoadRun.start(world.backend.gateway_url, profile, world.workdir / "load")
     world.load = run
     world.defer("stop the load", run.stop)

@@ -43,6 +43,7 @@ SAMPLES_DIR = _env("SAMPLES_DIR")
 MODEL = _env("MODEL", "demo")
 VERSION = _env("VERSION", "") or None
 ROWS = int(_env("ROWS", "1"))
+THINK_S = float(_env("THINK_S", "0"))
 TIMEOUT_S = float(_env("TIMEOUT_S", "10"))
 RUN_ID = _env("RUN_ID", "load")
 PARENT_PID = int(_env("PARENT_PID", "0"))
@@ -93,10 +94,11 @@ def _model_version(body: str) -> str | None:
 
 
 class BaseModelUser(FastHttpUser):
-    """Sends requests back to back (no think time), like wrk, and records each one."""
+    """Sends requests with the profile's think time between them (0: back to back, like wrk), and
+    records each one."""
 
     abstract = True
-    wait_time = constant(0)
+    wait_time = constant(THINK_S)
     network_timeout = TIMEOUT_S
     connection_timeout = TIMEOUT_S
 

@@ -55,6 +55,7 @@ class LoadProfile:
     task_mix: dict[str, int] = field(default_factory=lambda: {"infer": 1})  # task -> weight
     processes: int = 1  # > 1 uses locust --processes (forked worker processes)
     timeout_s: float = 10.0  # client-side per-request timeout (connect and read)
+    think_s: float = 0.0  # each user's pause between requests; 0 = back to back (a saturation test)
 
     def __post_init__(self) -> None:
         problems = []
@@ -70,6 +71,8 @@ class LoadProfile:
             problems.append(f"processes must be >= 1 (got {self.processes})")
         if self.timeout_s <= 0:
             problems.append(f"timeout_s must be > 0 (got {self.timeout_s})")
+        if self.think_s < 0:
+            problems.append(f"think_s must be >= 0 (got {self.think_s})")
         unknown = sorted(set(self.task_mix) - set(TASK_NAMES))
         if unknown:
             problems.append(f"unknown task(s) {unknown} in task_mix; known: {list(TASK_NAMES)}")
@@ -289,6 +292,7 @@ def _locust_env(profile: LoadProfile, samples_dir: Path) -> dict[str, str]:
         "SBDD_LOAD_VERSION": profile.version or "",
         "SBDD_LOAD_ROWS": str(profile.rows),
         "SBDD_LOAD_TIMEOUT_S": repr(float(profile.timeout_s)),
+        "SBDD_LOAD_THINK_S": repr(float(profile.think_s)),
         "SBDD_LOAD_TASK_MIX": json.dumps(profile.task_mix),
         "SBDD_LOAD_RUN_ID": f"load-{uuid.uuid4().hex[:8]}",
         "SBDD_LOAD_PARENT_PID": str(os.getpid()),

@@ -199,6 +199,14 @@ def test_duration_limited_run_ends_by_itself(server: Server, runs: list, tmp_pat
     assert {o.model_version for o in samples} == {"1"}  # no version = the default (production) one
 
 
+def test_think_time_spaces_each_users_requests(server: Server, runs: list, tmp_path: Path) -> None:
+    run = _start(runs, server.url, tmp_path, users=2, duration_s=2, think_s=0.5)
+    assert run.wait(timeout=60) == 0, run.log_tail
+    samples = run.samples()
+    # 2 users, one request every >= 0.5 s each, for about 2 s: a handful, not hundreds
+    assert 2 <= len(samples) <= 14, f"{len(samples)} requests from 2 users thinking 0.5 s over 2 s"
+
+
 def test_task_mix_is_respected_roughly(server: Server, runs: list, tmp_path: Path) -> None:
     run = _start(runs, server.url, tmp_path, users=2, task_mix={"infer": 3, "metadata": 1, "ready": 0})
     run.wait_for_samples(400, timeout=60)
