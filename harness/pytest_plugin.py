@@ -47,7 +47,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="cluster backend for the scenarios (default: auto = docker when an engine answers, else local)",
     )
     group.addoption(
-        "--features", default=None, metavar="DIR", help="feature files directory (default: features/)"
+        "--features",
+        dest="servingbdd_features",  # pytest-bdd's --feature already owns dest "features"
+        default=None,
+        metavar="DIR",
+        help="feature files directory (default: features/)",
     )
     group.addoption(
         "--step-trace", default=None, metavar="FILE", help="append one JSON line per executed step"
@@ -62,7 +66,7 @@ def _gherkin(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if not _gherkin(config):
         return
-    features = Path(config.getoption("features") or config.rootpath / "features")
+    features = Path(config.getoption("servingbdd_features") or config.rootpath / "features")
     if not features.is_absolute():
         features = Path(config.invocation_params.dir) / features
     if config.args_source != pytest.Config.ArgsSource.ARGS:  # no explicit paths: run the features dir

@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import trace
-from harness.backends.base import ClusterBackend, ClusterSpec, ServiceInfo
+from harness.backends.base import BackendError, ClusterBackend, ClusterSpec, ServiceInfo
 from harness.observations import Observations
 
 if TYPE_CHECKING:
     from harness.drivers.gateway import GatewayClient
+    from harness.drivers.trainer import TrainerClient
+    from harness.faults.files import Corruption
     from harness.load.runner import LoadRun
+    from harness.postgres import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +39,12 @@ class World:
         self.load: LoadRun | None = None
         self.artifacts: dict[tuple[str, str], Any] = {}  # (model, version) -> fixtures Artifact
         self.last_error: str | None = None  # text of the last failed admin/driver answer
+        self.answers: dict[str, Any] = {}  # the latest answer of each admin action ("swap", "rollback")
         self._gateway: GatewayClient | None = None
+        self._trainer: TrainerClient | None = None
         self._undo: list[tuple[str, Callable[[], object]]] = []
+        self.memory_limits: dict[str, tuple[int, str]] = {}  # service -> (bytes, mechanism used)
+        self.database: PostgresServer | None = None  # a harness-run catalog database (start_database)
 
     # -- cluster ----------------------------------------------------------------------------
     def start_cluster(self, spec: ClusterSpec) -> None:
@@ -61,6 +68,18 @@ class World:
             )
             self.defer("close the gateway client", self._gateway.close)
         return self._gateway
+
+    @property
+    def trainer(self) -> TrainerClient:
+        """The client for the cluster's trainer (drift verdicts, retraining runs); needs ``spec.trainer``."""
+        if self._trainer is None:
+            from harness.drivers.trainer import TrainerClient
+
+            if self.spec is None or self.spec.trainer is None:
+                raise RuntimeError("no trainer in this scenario's cluster (start one with a trainer step)")
+            self._trainer = TrainerClient(self.backend.service("trainer").url)
+            self.defer("close the trainer client", self._trainer.close)
+        return self._trainer
 
     # -- lifecycle actions on services (each one touches the backend, for the stub report) ---------
     def stop_worker(self, name: str, grace: float = 10.0) -> int | None:
@@ -87,6 +106,106 @@ class World:
     def resume(self, name: str) -> None:
         trace.touch("backend", f"resume {name}")
         self.backend.resume(name)
+
+    # -- network faults between two services ("gateway", "worker-2"); healed at teardown ------------
+    def partition(self, a: str, b: str) -> None:
+        """Cut the link between ``a`` and ``b`` both ways (neither is told); healed at teardown."""
+        trace.touch("fault", f"partition {a} <-> {b}")
+        self._apply_fault(
+            lambda: self.backend.partition(a, b), f"heal {a} <-> {b}", lambda: self.backend.heal(a, b)
+        )
+
+    def heal(self, a: str, b: str) -> None:
+        """Undo every fault on the link between ``a`` and ``b`` (partition and latency)."""
+        trace.touch("fault", f"heal {a} <-> {b}")
+        self.backend.heal(a, b)
+
+    def add_latency(self, a: str, b: str, ms: float, jitter_ms: float = 0.0) -> None:
+        """Make every exchange on the connections ``a`` opens to ``b`` ``ms`` slower; removed at teardown."""
+        trace.touch("fault", f"latency {a} -> {b} +{ms:g} ms")
+        self._apply_fault(
+            lambda: self.backend.set_latency(a, b, ms / 1000.0, jitter_ms / 1000.0),
+            f"remove latency {a} -> {b}",
+            lambda: self.backend.set_latency(a, b, 0.0),
+        )
+
+    def _apply_fault(self, apply: Callable[[], object], description: str, undo: Callable[[], object]) -> None:
+        """Apply a fault and register its undo; a fault that failed half-way is undone at once."""
+        try:
+            apply()
+        except Exception:
+            try:
+                undo()
+            except Exception as exc:  # the original error is the one to report
+                log.warning("undoing a failed fault (%s) failed too: %s", description, exc)
+            raise
+        self.defer(description, undo)
+
+    # -- memory limits: the kernel's OOM killer; lifted at teardown -----------------------------------
+    def limit_memory(self, name: str, limit_bytes: int) -> str:
+        """Hard memory limit on a service (also after a restart); the mechanism used, also kept in
+        ``memory_limits`` so that steps and reports can say which one it was."""
+        trace.touch("fault", f"memory limit {name} {limit_bytes} bytes")
+        mechanism = self.backend.limit_memory(name, limit_bytes)
+        if not isinstance(mechanism, str):  # a backend that does not say uses its own: docker's mem_limit
+            mechanism = self.backend.name
+        self.memory_limits[name] = (limit_bytes, mechanism)
+        self.defer(f"lift the memory limit of {name}", lambda: self._lift_memory_limit(name))
+        return mechanism
+
+    def _lift_memory_limit(self, name: str) -> None:
+        if self.memory_limits.pop(name, None) is None:
+            return
+        try:
+            self.backend.limit_memory(name, None)
+        except BackendError:
+            if self.backend.exit_code(name) is None:  # a dead container holds no limit; a live one does
+                raise
+
+    def oom_killed(self, name: str) -> bool:
+        """The kernel killed the service's current process for exceeding its memory limit."""
+        trace.touch("backend", f"oom_killed {name}")
+        return self.backend.oom_killed(name)
+
+    # -- the catalog's storage: damaged files, a database server killed and restarted -----------------
+    def corrupt_file(self, service: str, relative: str, mode: str = "header", seed: int = 0) -> Corruption:
+        """Overwrite part of a file ``service`` keeps on disk (``mode`` "header" or "pages", see
+        :func:`harness.faults.files.corrupt_file`) while it runs. Nothing to undo: the damage is the
+        service's to detect and repair."""
+        from harness.faults.files import corrupt_file
+
+        path = self.backend.data_file(service, relative)
+        trace.touch("fault", f"corrupt {service}:{relative} ({mode})")
+        if not path.is_file():
+            raise BackendError(f"{service} has no file {relative!r} to corrupt (looked at {path})")
+        return corrupt_file(path, mode=mode, seed=seed)
+
+    def start_database(self) -> str:
+        """Start a PostgreSQL server for the catalog (:mod:`harness.postgres`); its DSN, for
+        ``ClusterSpec.db``. Stopped and removed at teardown."""
+        from harness.postgres import PostgresServer
+
+        trace.touch("backend", "start database")
+        server = PostgresServer()
+        self.defer("stop the database server", server.close)
+        server.start()
+        self.database = server
+        return server.dsn
+
+    def kill_database(self) -> int:
+        """SIGKILL the database server (postmaster and backends); its pid."""
+        trace.touch("fault", "kill database")
+        return self._database().kill()
+
+    def restart_database(self) -> None:
+        """Start the killed database server again: same port, same data (after its crash recovery)."""
+        trace.touch("backend", "restart database")
+        self._database().start()
+
+    def _database(self) -> PostgresServer:
+        if self.database is None:
+            raise RuntimeError("no database server in this scenario (missing a step that starts one?)")
+        return self.database
 
     def add_workers(self, count: int, *, wait: bool = True) -> list[str]:
         trace.touch("backend", f"add {count} workers")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-from weakref import WeakKeyDictionary
 
 from harness.observations import Observation
 from harness.world import World
@@ -64,16 +63,13 @@ def describe(observations: list[Observation], limit: int = 5) -> str:
     return "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")
 
 
-#: Answers of admin actions (swap, rollback) per World and window: the admin API is not traffic, so the
-#: driver does not record it as an observation; the Then steps judge the answer kept here.
-_answers: WeakKeyDictionary[World, dict[str, Any]] = WeakKeyDictionary()
-
-
 def keep_answer(world: World, window: str, answer: Any) -> None:
-    _answers.setdefault(world, {})[window] = answer
+    """Keep the answer of an admin action (swap, rollback): the admin API is not traffic, so the driver
+    does not record it as an observation; the Then steps judge the answer kept here."""
+    world.answers[window] = answer
 
 
 def kept_answer(world: World, window: str) -> Any:
-    answer = _answers.get(world, {}).get(window)
+    answer = world.answers.get(window)
     assert answer is not None, f"no {window} was attempted in this scenario (missing a 'When I ...' step?)"
     return answer

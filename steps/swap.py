@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 
 from fixtures.models import corrupt_artifact
@@ -15,6 +16,11 @@ from steps.cluster import artifact_root
 
 #: Inference samples the load must add after a swap, so that "after the swap" has evidence.
 SAMPLES_AFTER_SWAP = 100
+
+#: A swap/rollback window runs from the request until this long after the gateway's answer: the old
+#: version's last in-flight requests and the workers' unloads fall inside it, and a swap that takes
+#: ~0.1 s leaves enough requests in the window to judge a p99 honestly.
+WINDOW_TAIL_S = 1.0
 
 
 def _register(world: World, model: str, version: str, artifact_uri: str) -> None:
@@ -62,12 +68,15 @@ def register_bad_version(world: World, model: str, version: str, problem: str) -
 
 
 def _admin_action(world: World, window: str, call: Callable[[], Answer]) -> None:
-    """Run an admin action (swap/rollback) as the window ``<window>``; under load, gather samples after it."""
+    """Run an admin action (swap/rollback) as the window ``<window>``: from the request until
+    ``WINDOW_TAIL_S`` after the answer when a load runs; then gather samples for "after"."""
     load = world.load
     if load is not None:
         load.wait_for_samples(len(load.samples()) + 20, timeout=30.0)  # the load is flowing right now
     world.mark(f"{window}_started")
     answer = call()
+    if load is not None:
+        time.sleep(WINDOW_TAIL_S)  # the load keeps running through the window's tail
     world.mark(f"{window}_ended")
     world.last_error = None if answer.ok else (answer.error or f"status {answer.status}")
     keep_answer(world, window, answer)
@@ -77,13 +86,15 @@ def _admin_action(world: World, window: str, call: Callable[[], Answer]) -> None
 
 @when('I swap {model:w} to version "{version}"', example='When I swap demo to version "2"')
 def swap(world: World, model: str, version: str) -> None:
-    """Ask the gateway to hot-swap the model's production version (window ``swap``)."""
+    """Ask the gateway to hot-swap the model's production version. Under load, the ``swap`` window runs
+    from the request until 1 s after the gateway's answer."""
     _admin_action(world, "swap", lambda: world.gateway.swap(model, version))
 
 
 @when("I roll back {model:w}", example="When I roll back demo")
 def rollback(world: World, model: str) -> None:
-    """Ask the gateway to roll the model back to its previous production version (window ``rollback``)."""
+    """Ask the gateway to roll the model back to its previous production version. Under load, the
+    ``rollback`` window runs from the request until 1 s after the gateway's answer."""
     _admin_action(world, "rollback", lambda: world.gateway.rollback(model))
 
 

@@ -59,6 +59,11 @@ def infer_body(rows: int = 1, request_id: str | None = None) -> dict[str, Any]:
     return body
 
 
+#: Deadline for swap and rollback: they load a version on every worker and drain the old one, which
+#: takes far longer than an inference on a busy machine; the gateway bounds its own waits below this.
+ROLLOUT_TIMEOUT_S = 120.0
+
+
 class GatewayClient:
     def __init__(
         self, base_url: str, *, admin_token: str, observations: Observations, timeout: float = 10.0
@@ -127,10 +132,13 @@ class GatewayClient:
         return self._call("POST", f"/admin/models/{model}/versions", json=body, admin=True)
 
     def swap(self, model: str, version: str) -> Answer:
-        return self._call("POST", f"/admin/models/{model}/swap", json={"version": version}, admin=True)
+        body = {"version": version}
+        return self._call(
+            "POST", f"/admin/models/{model}/swap", json=body, admin=True, timeout=ROLLOUT_TIMEOUT_S
+        )
 
     def rollback(self, model: str) -> Answer:
-        return self._call("POST", f"/admin/models/{model}/rollback", admin=True)
+        return self._call("POST", f"/admin/models/{model}/rollback", admin=True, timeout=ROLLOUT_TIMEOUT_S)
 
     def audit(self) -> list[dict]:
         return self._admin_data("/admin/audit", list, key="audit")
