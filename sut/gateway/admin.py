@@ -63,6 +63,7 @@ async def status(request: Request) -> dict[str, Any]:
         "gateway": gw.config.public_url,
         "workers": [w.as_dict() for w in gw.registry.workers.values()],
         "models": [entry.as_dict() for entry in gw.catalog.models.values()],
+        "catalog": gw.catalog.guard.health.as_dict(),
         "swaps_in_progress": dict(gw.swaps.targets),
         "in_flight": [
             {"model": m, "version": v, "requests": n}

@@ -1,7 +1,8 @@
 """The model catalog: versions, aliases, alias history and the audit trail, mirrored in memory.
 
-Reads come from memory only. Writes go to the store first (in a thread, serialized by one lock),
-then to memory, so memory never holds something the database refused.
+Reads come from memory only. Writes go to the store first (in a thread), then to memory, both under the
+store guard's lock, so memory never holds something the database refused and always holds every
+acknowledged write: the guard replays it into a recovered database (see ``catalog_recovery``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sut.errors import ApiError
-from sut.gateway.catalog_store import AliasChange, AuditEntry, CatalogStore, VersionRecord
+from sut.gateway.catalog_recovery import CatalogUnavailable, StoreGuard
+from sut.gateway.catalog_store import AliasChange, AuditEntry, CatalogSnapshot, CatalogStore, VersionRecord
 
 log = logging.getLogger("sut.gateway.catalog")
 
@@ -66,6 +68,7 @@ class Catalog:
         self._audit_limit = audit_limit
         self._write_lock = asyncio.Lock()
         self._audit_lock = asyncio.Lock()
+        self.guard = StoreGuard(store, self.snapshot)
 
     # -- startup -------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -77,6 +80,17 @@ class Catalog:
         for change in snap.alias_history:
             self._entry(change.model).history.append(change)
         self.audit_entries = snap.audit[-self._audit_limit :]
+
+    def snapshot(self) -> CatalogSnapshot:
+        """The in-memory mirror in the store's terms: what a recovered database must hold."""
+        snap = CatalogSnapshot(audit=list(self.audit_entries))
+        for entry in self.models.values():
+            snap.versions.extend(entry.versions.values())
+            snap.aliases.update({(entry.name, alias): v for alias, v in entry.aliases.items()})
+            snap.alias_history.extend(entry.history)
+        snap.versions.sort(key=lambda r: r.created_at)
+        snap.alias_history.sort(key=lambda c: c.at)  # stable: one model's changes keep their order
+        return snap
 
     def _entry(self, model: str) -> ModelEntry:
         entry = self.models.get(model)
@@ -150,8 +164,7 @@ class Catalog:
                 if parent_version not in known:
                     raise CatalogError(404, f"parent version {parent_version!r} of model {model!r} not found")
             rec = VersionRecord(model, version, artifact_uri, sha256, size, utc_now(), parent_version)
-            await self._store(self.store.add_version, rec)
-            self._entry(model).versions[version] = rec
+            await self._store(self.store.add_version, rec, then=lambda _: self._add_version(rec))
         await self.audit("register_version", model, rec.as_dict())
         if self.models[model].aliases.get(PRODUCTION) is None:
             await self.set_alias(model, PRODUCTION, version)
@@ -161,9 +174,12 @@ class Catalog:
         async with self._write_lock:
             entry = self.get_model(model)
             change = AliasChange(model, alias, entry.aliases.get(alias), version, utc_now())
-            await self._store(self.store.set_alias, change)
-            entry.aliases[alias] = version
-            entry.history.append(change)
+
+            def apply(_: None) -> None:
+                entry.aliases[alias] = version
+                entry.history.append(change)
+
+            await self._store(self.store.set_alias, change, then=apply)
         await self.audit(
             "set_alias", model, {"alias": alias, "from_version": change.from_version, "to_version": version}
         )
@@ -172,18 +188,30 @@ class Catalog:
     async def audit(self, action: str, model: str | None, details: dict[str, Any]) -> AuditEntry:
         async with self._audit_lock:  # one at a time: memory keeps the database's id order
             at = utc_now()
-            entry_id = await self._store(self.store.add_audit, at, action, model, details)
-            entry = AuditEntry(entry_id, at, action, model, details)
-            self.audit_entries.append(entry)
+            added: list[AuditEntry] = []
+
+            def apply(entry_id: int) -> None:
+                added.append(AuditEntry(entry_id, at, action, model, details))
+                self.audit_entries.append(added[0])
+
+            await self._store(self.store.add_audit, at, action, model, details, then=apply)
+            entry = added[0]
         if len(self.audit_entries) > self._audit_limit:
             del self.audit_entries[: len(self.audit_entries) - self._audit_limit]
         log.info("audit %s model=%s %s", action, model, details)
         return entry
 
-    async def _store(self, method: Callable[..., T], *args: Any) -> T:
-        """Run a blocking store call in a thread; a refusing database is a 503 that says so."""
+    def _add_version(self, rec: VersionRecord) -> None:
+        self._entry(rec.model).versions[rec.version] = rec
+
+    async def _store(self, method: Callable[..., T], *args: Any, then: Callable[[T], None]) -> T:
+        """Run a blocking store call in a thread, then ``then`` (the memory update), through the guard;
+        a refusing database is a 503 that says so."""
         try:
-            return await asyncio.to_thread(method, *args)
+            return await self.guard.run(method, *args, then=then)
+        except CatalogUnavailable as exc:
+            log.error("change not made: %s", exc)
+            raise
         except Exception as exc:
             log.error("catalog database refused %s: %s: %s", method.__name__, type(exc).__name__, exc)
             raise CatalogError(
