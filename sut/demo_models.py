@@ -22,6 +22,8 @@ DEMO_MODEL = "demo"
 N_FEATURES = 4
 INPUT_NAME = "input"
 OUTPUT_NAME = "predict"
+BASELINE_FILE = "baseline.npy"  # beside each artifact: its training inputs (drift baseline)
+DEMO_TRAINING_ROWS = 256
 # Fixed so that artifacts do not change with the installed onnx/skl2onnx defaults.
 TARGET_OPSET = 15
 _MAX_PROTOBUF_BYTES = 1_900_000_000
@@ -60,8 +62,6 @@ def write_artifact(root: Path, model: str, version: str, data: bytes) -> Artifac
     return Artifact(model, version, uri, path, hashlib.sha256(data).hexdigest(), len(data))
 
 
-
-
 def _version_seed(version: str, seed: int) -> int:
     return (zlib.crc32(version.encode()) + 7919 * seed) % (2**32)
 
@@ -72,15 +72,21 @@ def demo_coefficients(version: str, seed: int = 0) -> np.ndarray:
     return rng.uniform(-3.0, 3.0, size=N_FEATURES)
 
 
+def demo_training_data(version: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A demo version's synthetic training set: inputs are independent standard normals
+    (``fixtures.data.baseline`` draws traffic the same way), targets a noisy linear function."""
+    rng = np.random.default_rng(_version_seed(version, seed) + 1)
+    x = rng.normal(size=(DEMO_TRAINING_ROWS, N_FEATURES))
+    y = x @ demo_coefficients(version, seed) + rng.uniform(-2, 2) + rng.normal(scale=0.1, size=len(x))
+    return x, y
+
+
 def _demo_onnx(version: str, seed: int) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
     from sklearn.linear_model import Ridge
 
-    rng = np.random.default_rng(_version_seed(version, seed) + 1)
-    x = rng.normal(size=(256, N_FEATURES))
-    y = x @ demo_coefficients(version, seed) + rng.uniform(-2, 2) + rng.normal(scale=0.1, size=len(x))
-    ridge = Ridge(alpha=1.0).fit(x, y)
+    ridge = Ridge(alpha=1.0).fit(*demo_training_data(version, seed))
     onx = convert_sklearn(
         ridge,
         name=f"demo-v{version}",
@@ -92,8 +98,22 @@ def _demo_onnx(version: str, seed: int) -> bytes:
 
 
 def build_demo(root: Path, versions: tuple[str, ...] = ("1", "2"), *, seed: int = 0) -> dict[str, Artifact]:
-    """Write ``root/demo/<v>/model.onnx`` for every version; same seed, same bytes."""
-    return {v: write_artifact(root, DEMO_MODEL, v, _demo_onnx(v, seed)) for v in versions}
+    """Write ``root/demo/<v>/model.onnx`` for every version, and beside it ``baseline.npy`` (the
+    training inputs, FP32, the trainer's drift baseline); same seed, same bytes."""
+    artifacts = {}
+    for v in versions:
+        artifacts[v] = write_artifact(root, DEMO_MODEL, v, _demo_onnx(v, seed))
+        write_baseline(artifacts[v].path.parent, demo_training_data(v, seed)[0])
+    return artifacts
+
+
+def write_baseline(directory: Path, training_inputs: np.ndarray) -> Path:
+    """``<directory>/baseline.npy``, written atomically like the artifact it describes."""
+    path = Path(directory) / BASELINE_FILE
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, np.asarray(training_inputs, dtype=np.float32))
+    tmp.replace(path)
+    return path
 
 
 def _save_graph(root: Path, model: str, version: str, nodes, initializers, name: str) -> Artifact:

@@ -71,6 +71,41 @@ def worker_command(
     return argv
 
 
+def trainer_command(
+    *,
+    port: int,
+    gateway_url: str,
+    artifact_root: Path,
+    admin_token: str | None,
+    host: str = "127.0.0.1",
+    data_dir: Path | None = None,
+    interval: float = 2.0,
+    window: int = 400,
+    min_window: int = 200,
+    psi: float = 0.25,
+    ks_p: float = 0.01,
+    holdout: float = 0.25,
+    python: str = sys.executable,
+) -> list[str]:
+    argv = [
+        python, "-m", "sut.trainer",
+        "--host", host, "--port", str(port),
+        "--gateway", gateway_url,
+        "--artifact-root", str(artifact_root),
+        "--interval", str(interval),
+        "--window", str(window),
+        "--min-window", str(min_window),
+        "--psi", str(psi),
+        "--ks-p", str(ks_p),
+        "--holdout", str(holdout),
+    ]  # fmt: skip
+    if admin_token is not None:  # None: the trainer reads SUT_ADMIN_TOKEN (kept out of `ps` output)
+        argv += ["--admin-token", admin_token]
+    if data_dir is not None:
+        argv += ["--data-dir", str(data_dir)]
+    return argv
+
+
 # --- running the services as detached processes (used by ``sut up``/``sut down`` and the tests) ---
 
 

@@ -16,9 +16,10 @@ from fastapi.responses import JSONResponse
 
 import sut
 from sut.errors import ApiError, NotFound, install_error_handlers
-from sut.gateway import admin
+from sut.gateway import admin, feature_log_api
 from sut.gateway.catalog import Catalog
 from sut.gateway.catalog_store import open_store
+from sut.gateway.feature_log import FeatureLog
 from sut.gateway.metrics import GatewayMetrics
 from sut.gateway.registry import Worker, WorkerRegistry, parse_models
 from sut.gateway.routing import Router
@@ -39,6 +40,7 @@ class GatewayConfig:
     heartbeat_interval: float = 1.0
     expiry_misses: int = 3
     upstream_timeout: float = 5.0
+    db_check_interval: float = 0.5  # seconds between checks of the catalog database (see catalog_recovery)
 
     @property
     def public_url(self) -> str:
@@ -53,6 +55,7 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.catalog = Catalog(open_store(config.db, config.data_dir), config.artifact_root)
         self.catalog.load()
+        self.feature_log = FeatureLog.open(config.db, config.data_dir)  # served inputs (drift)
         self.registry = WorkerRegistry(config.heartbeat_interval, config.expiry_misses)
         self.router = Router(self.registry, self.metrics, config.upstream_timeout, self._worker_failed)
         self.swaps = SwapCoordinator(
@@ -91,6 +94,7 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 2.0)
         await self.router.close()
+        await asyncio.to_thread(self.feature_log.close)
         self.catalog.store.close()
 
 
@@ -100,13 +104,15 @@ def create_app(config: GatewayConfig) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         expiry = asyncio.create_task(gateway.expiry_loop())
+        db_watch = asyncio.create_task(gateway.catalog.guard.watch(config.db_check_interval))
         log.info("gateway listening on %s", config.public_url)
         try:
             yield
         finally:
-            expiry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await expiry
+            for task in (expiry, db_watch):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await gateway.close()
 
     app = FastAPI(title="sut gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -115,6 +121,8 @@ def create_app(config: GatewayConfig) -> FastAPI:
     _add_v2_routes(app, gateway)  # first: routes are matched in order and inference is the hot path
     _add_registry_routes(app, gateway)
     app.include_router(admin.router)
+    app.include_router(feature_log_api.labels_router)
+    app.include_router(feature_log_api.admin_router)
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -172,11 +180,13 @@ def _add_v2_routes(app: FastAPI, gw: Gateway) -> None:
         # alias meanwhile then always sees this request when it waits for the old version to drain
         try:
             resolved = gw.catalog.resolve(model, version)
-            parse_infer_request(parse_json(body))
+            parsed = parse_infer_request(parse_json(body))
         except ApiError as exc:
             gw.metrics.observe(model, version or "", exc.status, 0.0)
             raise
         upstream = await gw.router.infer(model, resolved, body)
+        if upstream.status == 200:  # queued only: written off the event loop in batches
+            gw.feature_log.record(parsed.id, model, resolved, parsed.inputs[0].array)
         return Response(upstream.body, status_code=upstream.status, media_type="application/json")
 
     @app.post("/v2/models/{model}/infer")

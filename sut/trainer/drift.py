@@ -84,7 +84,7 @@ def judge(
     for j in range(baseline.shape[1]):
         ks = stats.ks_2samp(baseline[:, j], window[:, j])
         value = psi(baseline[:, j], window[:, j])
-        drifted = value > t.psi or ks.pvalue < t.ks_p
+        drifted = bool(value > t.psi or ks.pvalue < t.ks_p)
         features.append(FeatureDrift(j, round(value, 6), float(ks.statistic), float(ks.pvalue), drifted))
     decision = "drift" if any(f.drifted for f in features) else "no_drift"
     return DriftVerdict(decision, len(window), len(baseline), features)

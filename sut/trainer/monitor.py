@@ -19,15 +19,32 @@ from sut.trainer.runs import RunLog
 
 log = logging.getLogger("sut.trainer")
 
+LOG_PAGE = 5000  # feature-log requests read per call
+
 
 @dataclass
 class _Window:
-    """Recent logged rows served by one (model, version)."""
+    """The most recent logged requests served by one (model, version), about ``window`` input rows.
 
-    inputs: deque = field(default_factory=deque)
-    labels: deque = field(default_factory=deque)  # float or None per row
+    Whole log rows are kept (with their seq), so that each pass can read them again from the gateway:
+    labels are posted after the answer, often after the monitor first saw the request.
+    """
+
+    entries: deque = field(default_factory=deque)  # (seq, inputs rows, labels or None)
     rows_seen: int = 0
     rows_at_last_run: int | None = None
+    last_seq: int = 0
+
+    @property
+    def inputs(self) -> list[list[float]]:
+        return [x for _, rows, _ in self.entries for x in rows]
+
+    @property
+    def labels(self) -> list[float | None]:
+        out: list[float | None] = []
+        for _, rows, labels in self.entries:
+            out.extend(labels if labels is not None else [None] * len(rows))
+        return out
 
 
 class DriftMonitor:
@@ -59,20 +76,28 @@ class DriftMonitor:
                 self._retrain(model, version, window, verdict)
 
     def _read_log(self, model: str, version: str) -> _Window:
+        """Read again from the oldest request still in the window (its labels may have arrived since),
+        append the new requests of the serving version, and keep the last ``window`` input rows."""
         window = self._windows.setdefault((model, version), _Window())
-        answer = self.gateway.feature_log(model, self._cursor.get(model, 0))
-        for row in answer["rows"]:
-            self._cursor[model] = max(self._cursor.get(model, 0), row["seq"])
-            if row["version"] != version:
-                continue
-            labels = row.get("labels") or [None] * len(row["inputs"])
-            for values, label in zip(row["inputs"], labels, strict=False):
-                window.inputs.append(values)
-                window.labels.append(label)
-                window.rows_seen += 1
-        while len(window.inputs) > self.window_size:
-            window.inputs.popleft()
-            window.labels.popleft()
+        start = window.entries[0][0] - 1 if window.entries else self._cursor.get(model, 0)
+        fresh: list[tuple[int, list, list | None]] = []
+        while True:
+            answer = self.gateway.feature_log(model, start, limit=LOG_PAGE)
+            for row in answer["rows"]:
+                if row["version"] == version:
+                    fresh.append((row["seq"], row["inputs"], row.get("labels")))
+                    if row["seq"] > window.last_seq:
+                        window.rows_seen += len(row["inputs"])
+            start = max(start, answer["last_seq"])
+            if len(answer["rows"]) < LOG_PAGE:
+                break
+        if fresh:
+            window.last_seq = max(window.last_seq, fresh[-1][0])
+        self._cursor[model] = max(self._cursor.get(model, 0), start)
+        window.entries = deque(fresh)
+        total = sum(len(rows) for _, rows, _ in window.entries)
+        while window.entries and total - len(window.entries[0][1]) >= self.window_size:
+            total -= len(window.entries.popleft()[1])
         return window
 
     def _baseline(self, model: str, version: str) -> np.ndarray | None:
@@ -121,6 +146,7 @@ class DriftMonitor:
             "kind": "drift",
             "drifted_features": verdict.get("drifted_features", []),
             "window_size": verdict.get("window_size"),
+            "features": verdict.get("features", []),  # the statistics that triggered the run
         }
         run = self.runs.start(model, trigger, version)
         log.info(

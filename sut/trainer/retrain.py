@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from sut.demo_models import INPUT_NAME, N_FEATURES, OUTPUT_NAME, TARGET_OPSET, Artifact, write_artifact
+from sut.demo_models import (
+    INPUT_NAME,
+    N_FEATURES,
+    OUTPUT_NAME,
+    TARGET_OPSET,
+    Artifact,
+    write_artifact,
+    write_baseline,
+)
 
 
 @dataclass
@@ -76,5 +84,5 @@ def train_and_evaluate(
 def export(root: Path, model: str, version: str, onnx_bytes: bytes, training_inputs: np.ndarray) -> Artifact:
     """Write the artifact and, beside it, its training baseline for later drift checks."""
     artifact = write_artifact(root, model, version, onnx_bytes)
-    np.save(artifact.path.parent / "baseline.npy", training_inputs.astype(np.float32))
+    write_baseline(artifact.path.parent, training_inputs)
     return artifact
