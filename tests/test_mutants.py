@@ -80,3 +80,48 @@ def test_concurrency_catches_a_registration_that_is_not_atomic() -> None:
 
     real = _run_feature("register_at_once", None)
     assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_network_partition_catches_a_gateway_that_never_expires_an_unreachable_worker() -> None:
+    mutant = _run_feature("only_worker_cut_off", "never_expire")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    assert "✗ Then within 3 heartbeat intervals the gateway no longer lists worker-1" in mutant.stdout, (
+        mutant.stdout[-3000:]
+    )
+
+    real = _run_feature("only_worker_cut_off", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_network_partition_catches_a_gateway_without_a_deadline_on_upstream_calls() -> None:
+    mutant = _run_feature("slow_link", "no_deadline")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    assert "✗ Then 5 inference requests for demo are each answered 504 or 503 within 1.5 seconds" in (
+        mutant.stdout
+    ), mutant.stdout[-3000:]
+
+    real = _run_feature("slow_link", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_worker_restart_catches_a_gateway_that_waits_on_a_dead_worker() -> None:
+    mutant = _run_feature("killed_worker_gets_a_quick_error", "hang_on_dead_worker")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    assert "✗ Then the request is answered 502 or 503 within 2 seconds of the kill" in mutant.stdout, (
+        mutant.stdout[-3000:]
+    )
+    assert "got 504" in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("killed_worker_gets_a_quick_error", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_drift_retrain_catches_a_trainer_that_skips_the_held_out_check() -> None:
+    mutant = _run_feature("does_no_better", "skip_holdout_check")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    rejected = "✗ And the retraining run of demo is rejected with a reason saying"
+    assert rejected in mutant.stdout, mutant.stdout[-3000:]
+    assert "it ended 'completed' with new version '2'" in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("does_no_better", None)
+    assert real.returncode == 0, real.stdout[-3000:]

@@ -13,6 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+@dataclass(frozen=True)
+class TrainerSpec:
+    """The drift monitor / retrainer service (issue 7); flags of ``python -m sut.trainer``."""
+
+    interval: float = 0.5  # seconds between drift checks
+    window: int = 600  # input rows in the recent window
+    min_window: int = 300  # smaller windows are not judged
+    psi: float = 0.25
+    ks_p: float = 0.01
+    holdout: float = 0.25
+
+
 @dataclass
 class ClusterSpec:
     """What to start. Defaults suit the acceptance features."""
@@ -29,12 +41,17 @@ class ClusterSpec:
     # The first version registered for a model becomes its `production` alias.
     preload: list[tuple[str, str, str]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    # local backend: put an in-path fault proxy on every gateway<->worker link (partitions, latency).
+    # Off by default: the proxy runs in the test process and would skew performance scenarios.
+    fault_links: bool = False
+    # a trainer service (drift monitor + automatic retraining), started after the workers; None = none
+    trainer: TrainerSpec | None = None
 
 
 @dataclass
 class ServiceInfo:
     name: str  # "gateway", "worker-1", ...
-    kind: str  # "gateway" | "worker"
+    kind: str  # "gateway" | "worker" | "trainer"
     url: str  # reachable from the test process, e.g. http://127.0.0.1:41234
     running: bool
     ident: str  # pid for local, container id for docker
@@ -102,3 +119,38 @@ class ClusterBackend(abc.ABC):
 
     def workers(self) -> list[ServiceInfo]:
         return [s for s in self.services() if s.kind == "worker"]
+
+    # -- memory limits (the kernel's OOM killer, for real) ------------------------------------------
+    def limit_memory(self, name: str, limit_bytes: int | None) -> str:
+        """Hard memory limit on a service (None lifts it); it also applies after a ``restart``.
+        Returns the mechanism: "cgroup-v1", "cgroup-v2", "rlimit" (local) or "docker" (mem_limit)."""
+        raise BackendError(f"the {self.name} backend cannot limit memory")
+
+    def oom_killed(self, name: str) -> bool:
+        """The kernel killed the service's current process for exceeding its memory limit
+        (local: the cgroup counted an OOM kill and the process died of SIGKILL; docker: exit 137 and
+        ``State.OOMKilled``)."""
+        return False
+
+    # -- network faults between two services ("gateway", "worker-2"); undone by heal / heal_all ------
+    def partition(self, a: str, b: str) -> None:
+        """Cut the link between ``a`` and ``b`` both ways; neither service is told."""
+        raise BackendError(f"the {self.name} backend cannot partition services")
+
+    def heal(self, a: str, b: str) -> None:
+        """Undo every fault (partition, latency) on the link between ``a`` and ``b``."""
+        raise BackendError(f"the {self.name} backend cannot heal links")
+
+    def heal_all(self) -> None:
+        """Undo every network fault this backend applied (by default it cannot apply any)."""
+        return None
+
+    def set_latency(self, a: str, b: str, latency_s: float, jitter_s: float = 0.0) -> None:
+        """Make each exchange on the connections ``a`` opens to ``b`` ``latency_s`` slower (0 removes it)."""
+        raise BackendError(f"the {self.name} backend cannot add latency")
+
+    # -- files a service keeps on disk (the gateway's catalog database), for file faults -------------
+    def data_file(self, name: str, relative: str) -> Path:
+        """The host path of ``relative`` inside service ``name``'s data directory (gateway: the catalog
+        database ``catalog.db`` and ``backups/``), where the test process can damage it in place."""
+        raise BackendError(f"the {self.name} backend cannot reach the data files of {name}")

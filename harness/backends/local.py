@@ -25,8 +25,10 @@ import httpx
 
 import sut
 from harness.backends.base import BackendError, ClusterBackend, ClusterSpec, ServiceInfo
+from harness.faults.links import FaultLinks
+from harness.faults.service_memory import ServiceMemoryLimits
 from harness.processes import ManagedProcess, free_port, spawn
-from sut.launcher import gateway_command, worker_command
+from sut.launcher import gateway_command, trainer_command, worker_command
 
 HOST = "127.0.0.1"
 POLL_INTERVAL = 0.02  # seconds between liveness polls: a refused connection costs next to nothing
@@ -43,7 +45,7 @@ class WorkerLinks:
 @dataclass
 class _Service:
     name: str
-    kind: str  # "gateway" | "worker"
+    kind: str  # "gateway" | "worker" | "trainer"
     url: str  # reachable from the test process
     argv: list[str]
     log_path: Path
@@ -69,6 +71,8 @@ class LocalBackend(ClusterBackend):
         self._next_worker = 1
         # seconds from start() to: gateway live, preload registered, workers registered (benchmarks)
         self.startup_timings: dict[str, float] = {}
+        self.links: FaultLinks | None = None  # fault proxies on the worker links (spec.fault_links)
+        self.memory_limits = ServiceMemoryLimits()  # by service name; re-applied on restart
 
     # -- start ---------------------------------------------------------------------------------
     def start(self, spec: ClusterSpec) -> None:
@@ -94,6 +98,8 @@ class LocalBackend(ClusterBackend):
         )
         gateway = _Service("gateway", "gateway", f"http://{HOST}:{port}", argv, self._log_path("gateway"))
         self._services["gateway"] = gateway
+        if spec.fault_links:
+            self.links = FaultLinks(port)
         self._launch(gateway)
         self._admin = httpx.Client(
             base_url=gateway.url, headers={"Authorization": f"Bearer {spec.admin_token}"}, timeout=10.0
@@ -106,13 +112,50 @@ class LocalBackend(ClusterBackend):
         if spec.workers:
             self.add_workers(spec.workers)
         self.startup_timings["workers_registered_s"] = time.perf_counter() - started
+        if spec.trainer is not None:
+            self._start_trainer(spec)
 
     @property
     def gateway_url(self) -> str:
         return self._service("gateway").url
 
+    def _start_trainer(self, spec: ClusterSpec) -> None:
+        """The drift monitor / retrainer (issue 7): same artifact root as the workers; awaited live."""
+        trainer = spec.trainer
+        assert trainer is not None
+        port = free_port(HOST)
+        argv = trainer_command(
+            port=port,
+            gateway_url=self.gateway_url,
+            artifact_root=Path(spec.artifact_root),  # type: ignore[arg-type]
+            admin_token=None,  # given in the environment (see _env)
+            host=HOST,
+            data_dir=self.workdir / "trainer-data",
+            interval=trainer.interval,
+            window=trainer.window,
+            min_window=trainer.min_window,
+            psi=trainer.psi,
+            ks_p=trainer.ks_p,
+            holdout=trainer.holdout,
+            python=self.python,
+        )
+        service = _Service("trainer", "trainer", f"http://{HOST}:{port}", argv, self._log_path("trainer"))
+        self._services["trainer"] = service
+        self._launch(service)
+
+        def live() -> bool:
+            try:
+                answer = httpx.get(service.url + "/v2/health/live", timeout=1.0, trust_env=False)
+                return answer.status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        self._poll(f"the trainer to be live at {service.url}", live, [service], interval=0.1)
+
     def worker_links(self, name: str, port: int) -> WorkerLinks:
         """Extension point: where a worker is reached and where it reaches the gateway."""
+        if self.links is not None:  # through fault proxies (see harness.faults.links)
+            return WorkerLinks(*self.links.urls_for(name, port))
         return WorkerLinks(advertise_url=f"http://{HOST}:{port}", gateway_url=self.gateway_url)
 
     def add_workers(self, count: int, *, wait: bool = True) -> list[str]:
@@ -173,6 +216,29 @@ class LocalBackend(ClusterBackend):
     def pause(self, name: str) -> None:
         self._running_proc(name, "pause").pause()
 
+    def partition(self, a: str, b: str) -> None:
+        self._fault_links().partition(a, b)
+
+    def heal(self, a: str, b: str) -> None:
+        self._fault_links().heal(a, b)
+
+    def heal_all(self) -> None:
+        if self.links is not None:
+            self.links.heal_all()
+
+    def set_latency(self, a: str, b: str, latency_s: float, jitter_s: float = 0.0) -> None:
+        self._fault_links().set_latency(a, b, latency_s, jitter_s)
+
+    def data_file(self, name: str, relative: str) -> Path:
+        """Only the gateway keeps data: ``<workdir>/gateway-data/<relative>``."""
+        if self._service(name).kind != "gateway":
+            raise BackendError(f"{name} keeps no data files; only the gateway does (its catalog database)")
+        root = (self.workdir / "gateway-data").resolve()
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root):
+            raise BackendError(f"{relative!r} is outside the gateway's data directory {root}")
+        return path
+
     def resume(self, name: str) -> None:
         """SIGCONT; a no-op for a service that is not running (resuming is an undo action)."""
         service = self._service(name)
@@ -189,6 +255,17 @@ class LocalBackend(ClusterBackend):
     def logs(self, name: str) -> str:
         path = self._service(name).log_path
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def limit_memory(self, name: str, limit_bytes: int | None) -> str:
+        """A cgroup (v2/v1) when one is writable, else RLIMIT_AS; see :mod:`harness.faults.service_memory`."""
+        if limit_bytes is None:
+            self.memory_limits.remove(name)
+            return "none"
+        pid = self._running_proc(name, "limit the memory of").pid
+        return self.memory_limits.apply(name, pid, limit_bytes)
+
+    def oom_killed(self, name: str) -> bool:
+        return self.memory_limits.oom_killed(name, self.exit_code(name))
 
     def exit_code(self, name: str) -> int | None:
         proc = self._service(name).proc
@@ -214,6 +291,9 @@ class LocalBackend(ClusterBackend):
             with contextlib.suppress(Exception):
                 self._admin.close()
             self._admin = None
+        if self.links is not None:
+            self.links.close()
+        self.memory_limits.remove_all()
 
     # -- internals -------------------------------------------------------------------------------
     def _log_path(self, name: str) -> Path:
@@ -222,7 +302,7 @@ class LocalBackend(ClusterBackend):
     def _env(self, service: _Service) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.spec.env if self.spec else {})
-        if service.kind == "gateway" and self.spec is not None:
+        if service.kind in ("gateway", "trainer") and self.spec is not None:
             env["SUT_ADMIN_TOKEN"] = self.spec.admin_token
         env["PYTHONUNBUFFERED"] = "1"  # logs complete even when the process is killed
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_SRC_ROOT), env.get("PYTHONPATH", "")) if p)
@@ -233,6 +313,7 @@ class LocalBackend(ClusterBackend):
         with service.log_path.open("a") as log:
             log.write(f"--- harness: starting {service.name}: {' '.join(service.argv)}\n")
         service.proc = spawn(service.name, service.argv, log_path=service.log_path, env=self._env(service))
+        self.memory_limits.reapply(service.name, service.proc.pid)  # a limit survives a restart
 
     def _service(self, name: str) -> _Service:
         try:
@@ -246,6 +327,13 @@ class LocalBackend(ClusterBackend):
             code = self.exit_code(name)
             raise BackendError(f"cannot {action} {name}: it is not running (exit code {code})")
         return service.proc  # type: ignore[return-value]
+
+    def _fault_links(self) -> FaultLinks:
+        if self.links is None:
+            raise BackendError(
+                "this cluster has no fault-injectable links: start it with ClusterSpec(fault_links=True)"
+            )
+        return self.links
 
     def _started_spec(self) -> ClusterSpec:
         if self.spec is None or self._admin is None:

@@ -163,7 +163,12 @@ class FaultProxy:
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            data = await reader.read(65536)
+            try:
+                data = await reader.read(65536)
+            except ConnectionError:  # this side was reset (e.g. its process was killed with data unread)
+                await self._released.wait()  # a blackholed link drops the reset too, until it heals
+                _abort(writer)  # pass the reset on, as a real link would: the other end must not hang
+                return
             await self._released.wait()  # blackhole: hold the data, keep the socket open
             if not data:
                 with contextlib.suppress(Exception):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from harness import trace
 from harness.drivers.gateway import infer_body
 from harness.load.runner import _check_host
 from harness.observations import Observation
@@ -38,6 +39,7 @@ class InferSender:
     def send(self, model: str, request_id: str, rows: int = 1) -> Sent:
         path = f"/v2/models/{model}/infer"
         body = infer_body(rows, request_id)
+        trace.touch("http", f"POST {path}")
         started_wall, started = time.time(), time.perf_counter()
         status, echoed, error, version, timed_out = 0, None, None, None, False
         try:

@@ -1,0 +1,62 @@
+"""A direct probe of one worker (not through the gateway): what it holds, what it is doing, what it served.
+
+Used to tell *which* worker answered: the V2 answer does not name it, but each worker counts the
+requests it served in its own ``/metrics`` (``sut_requests_total``) and reports the requests it is
+running in ``/worker/status``. The test process reaches the worker's own port, never a fault proxy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness import trace
+
+
+class WorkerProbe:
+    def __init__(self, name: str, base_url: str, *, timeout: float = 3.0) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def status(self) -> dict[str, Any] | None:
+        """``GET /worker/status``; None when the worker does not answer (dead, paused, partitioned)."""
+        trace.touch("http", f"GET {self.name} /worker/status")
+        try:
+            resp = httpx.get(f"{self.base_url}/worker/status", timeout=self.timeout, trust_env=False)
+        except httpx.HTTPError:
+            return None
+        return resp.json() if resp.status_code == 200 else None
+
+    def in_flight(self) -> int:
+        """Inference requests the worker is running right now (0 when it does not answer)."""
+        status = self.status()
+        if status is None:
+            return 0
+        total = status.get("in_flight")
+        if isinstance(total, int):
+            return total
+        return sum(int(m.get("in_flight", 0)) for m in status.get("models", []))
+
+    def served(self, model: str, status: str = "200") -> int | None:
+        """Requests for ``model`` the worker answered with ``status`` since it started (None: no answer)."""
+        trace.touch("http", f"GET {self.name} /metrics")
+        try:
+            resp = httpx.get(f"{self.base_url}/metrics", timeout=self.timeout, trust_env=False)
+        except httpx.HTTPError:
+            return None
+        if resp.status_code != 200:
+            return None
+        total = 0
+        for family in text_string_to_metric_families(resp.text):
+            for sample in family.samples:
+                labels = sample.labels
+                if (
+                    sample.name == "sut_requests_total"
+                    and labels.get("model") == model
+                    and str(labels.get("status")) == status
+                ):
+                    total += int(sample.value)
+        return total

@@ -1,0 +1,232 @@
+"""Steps about memory: a worker's own memory budget (507) and the kernel's memory limit (OOM kill).
+
+Sizes are decimal: 1 MB = 1,000,000 bytes (the worker's budget and its messages count bytes).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from weakref import WeakKeyDictionary
+
+from fixtures.large_models import large_model
+from harness import trace
+from harness.backends.base import ClusterSpec
+from harness.drivers.worker import WorkerProbe
+from harness.steps_registry import given, then
+from harness.world import World
+from steps import types  # noqa: F401  (custom parse types used below)
+from steps._support import kept_answer
+from steps.cluster import artifact_root, sut_env
+
+MB = 1_000_000
+#: How long the kernel may take to kill a worker once the swap answered (the load was already under way).
+KILL_WAIT_S = 20.0
+
+#: The worker put under a kernel memory limit in this scenario: (service name, gateway id, bytes, mechanism).
+_limited: WeakKeyDictionary[World, tuple[str, str, int, str]] = WeakKeyDictionary()
+
+
+def _start(world: World, workers: int, model: str, version: str, budget: int, heartbeat: float) -> None:
+    artifact = world.artifacts.get((model, version))
+    assert artifact is not None, (
+        f"no artifact for {model} version {version!r}: add 'Given the demo model with versions \"{version}\"'"
+    )
+    spec = ClusterSpec(
+        workers=workers,
+        heartbeat_interval=heartbeat,
+        memory_budget=budget,
+        artifact_root=artifact_root(world),
+        preload=[(model, version, artifact.artifact_uri)],
+        env=sut_env(),
+    )
+    world.start_cluster(spec)
+    ready = world.gateway.ready()
+    assert ready.ok, f"expected the gateway to be ready once the cluster started, it answered {ready.status}"
+
+
+@given(
+    "a cluster with {workers:Workers} with a memory budget of {mb:d} MB "
+    'serving {model:w} version "{version}"',
+    example='Given a cluster with 1 worker with a memory budget of 100 MB serving demo version "1"',
+)
+def cluster_with_budget(world: World, workers: int, mb: int, model: str, version: str) -> None:
+    """Start the cluster; every worker refuses (507) a load that would take it past ``mb`` MB of models."""
+    _start(world, workers, model, version, budget=mb * MB, heartbeat=1.0)
+
+
+@given(
+    "a cluster with {workers:Workers} without a memory budget serving {model:w} version "
+    '"{version}" and a heartbeat every {seconds:g} seconds',
+    example='Given a cluster with 2 workers without a memory budget serving demo version "1" '
+    "and a heartbeat every 0.5 seconds",
+)
+def cluster_without_budget(world: World, workers: int, model: str, version: str, seconds: float) -> None:
+    """Start the cluster with the workers' own budget disabled (0): only the kernel can stop a load."""
+    _start(world, workers, model, version, budget=0, heartbeat=seconds)
+
+
+@given(
+    'a large {model:w} version "{version}" of {mb:d} MB is registered in the catalog',
+    example='Given a large demo version "3" of 300 MB is registered in the catalog',
+)
+def register_large_version(world: World, model: str, version: str, mb: int) -> None:
+    """Build a model whose weights really take ``mb`` MB in memory and register it through the admin API."""
+    trace.touch("file", f"build large {model} v{version} {mb} MB")
+    artifact = large_model(artifact_root(world), model, version, mb * MB)
+    world.artifacts[(model, version)] = artifact
+    answer = world.gateway.register_version(model, artifact.artifact_uri, version=version)
+    assert answer.ok, (
+        f"expected the gateway to register {model} version {version!r} ({artifact.size_bytes} bytes), "
+        f"it answered {answer.status}: {answer.error}"
+    )
+
+
+@given(
+    "the kernel limits the memory of one worker to {mb:d} MB",
+    example="Given the kernel limits the memory of one worker to 150 MB",
+)
+def limit_one_worker(world: World, mb: int) -> None:
+    """Put the first worker under a hard memory limit (a cgroup, docker's mem_limit, else RLIMIT_AS): past
+    it the kernel kills the process. The mechanism used is printed and named in failures."""
+    running = sorted(world.running_workers(), key=lambda w: w.name)
+    assert running, "expected a running worker to limit, the backend runs none"
+    name = running[0].name
+    listed = {str(w.get("name")): str(w.get("id")) for w in world.gateway.workers()}
+    assert name in listed, (
+        f"expected the gateway to list {name} before limiting it; it lists {sorted(listed)}"
+    )
+    mechanism = world.limit_memory(name, mb * MB)
+    print(f"memory limit of {mb} MB on {name} (gateway id {listed[name]}) by {mechanism}")
+    _limited[world] = (name, listed[name], mb * MB, mechanism)
+
+
+def _limited_worker(world: World) -> tuple[str, str, int, str]:
+    limited = _limited.get(world)
+    assert limited is not None, "no worker was put under a memory limit in this scenario"
+    return limited
+
+
+@then(
+    "the kernel killed that worker for exceeding its memory limit",
+    example="Then the kernel killed that worker for exceeding its memory limit",
+)
+def worker_oom_killed(world: World) -> None:
+    """The limited worker's process is gone, killed by the kernel's OOM killer (local: SIGKILL and the
+    cgroup's oom_kill counter; docker: exit 137 and OOMKilled), not by anyone else."""
+    name, _, limit, mechanism = _limited_worker(world)
+    deadline = time.monotonic() + KILL_WAIT_S
+    while any(w.name == name for w in world.running_workers()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    still_running = any(w.name == name for w in world.running_workers())
+    assert not still_running, (
+        f"expected the kernel to kill {name} (limited to {limit // MB} MB by {mechanism}); "
+        f"it still runs after {KILL_WAIT_S:g} s"
+        + (": under rlimit a load fails with an allocation error instead" if mechanism == "rlimit" else "")
+    )
+    trace.touch("backend", f"exit code {name}")
+    code = world.backend.exit_code(name)
+    assert world.oom_killed(name), (
+        f"expected {name} to have been killed by the kernel for exceeding its {limit // MB} MB limit "
+        f"({mechanism}); it exited with code {code} and no OOM kill was recorded"
+    )
+
+
+@then(
+    "the swap of {model:w} is refused with an error naming the worker that died",
+    example="Then the swap of demo is refused with an error naming the worker that died",
+)
+def swap_refused_naming_dead_worker(world: World, model: str) -> None:
+    """The gateway answered the swap with a server error (502/503/504) that names the killed worker's id."""
+    name, worker_id, _, _ = _limited_worker(world)
+    answer = kept_answer(world, "swap")
+    assert answer.status in (502, 503, 504), (
+        f"expected the swap of {model} to fail with 502/503/504 when {name} died loading it, "
+        f"the gateway answered {answer.status}: {answer.error or answer.body}"
+    )
+    error = answer.error or ""
+    assert model in error and worker_id in error, (
+        f"expected the swap error to name {model} and the worker that died ({worker_id}); it said {error!r}"
+    )
+    print(f"the gateway answered {answer.status}: {error}")
+    failures = [
+        f
+        for e in world.gateway.audit()
+        if e.get("action") == "swap_failed" and e.get("model") == model
+        for f in (e.get("details") or {}).get("failures", [])
+    ]
+    assert any(str(f.get("worker")) == worker_id for f in failures), (
+        f"expected the audit trail to record the failed swap on {worker_id}; its failures: {failures}"
+    )
+
+
+@then(
+    "the swap of {model:w} is refused as over the memory budget, naming the model, its size and the budget",
+    example="Then the swap of demo is refused as over the memory budget, "
+    "naming the model, its size and the budget",
+)
+def swap_refused_over_budget(world: World, model: str) -> None:
+    """507 from the gateway, passing on the worker's refusal: the message names the model, the new
+    version's size in bytes and the budget in bytes."""
+    answer = kept_answer(world, "swap")
+    error = answer.error or ""
+    assert answer.status == 507, (
+        f"expected the swap of {model} to be refused with 507 (insufficient storage: over the memory "
+        f"budget), the gateway answered {answer.status}: {error or answer.body}"
+    )
+    budget_bytes = world.spec.memory_budget if world.spec else 0
+    budget = str(budget_bytes)
+    # the versions too large for the budget: the one swapped to is among them
+    sizes = {
+        str(a.size_bytes)
+        for (m, _), a in world.artifacts.items()
+        if m == model and a.size_bytes > budget_bytes
+    }
+    missing = [
+        what
+        for what, present in (
+            ("the model", model in error),
+            ("its size in bytes", any(size in error for size in sizes)),
+            (f"the budget ({budget} bytes)", budget in error),
+        )
+        if not present
+    ]
+    assert not missing, f"expected the 507 message to name {', '.join(missing)}; it said {error!r}"
+    for info in world.running_workers():  # each worker's own account: still within its budget
+        status = WorkerProbe(info.name, info.url).status()
+        assert status is not None, f"expected {info.name} to answer its status after refusing the load"
+        used = int(status.get("memory_used", 0))
+        assert used <= budget_bytes, f"{info.name} holds {used} bytes of models, over its budget {budget}"
+
+
+@then(
+    'no worker holds {model:w} version "{version}"',
+    example='Then no worker holds demo version "3"',
+)
+def no_worker_holds(world: World, model: str, version: str) -> None:
+    """The gateway's registry lists no worker holding the version (a failed load left nothing loaded)."""
+    holders = [
+        str(w.get("name"))
+        for w in world.gateway.workers()
+        if any(m.get("name") == model and str(m.get("version")) == version for m in w.get("models", []))
+    ]
+    assert not holders, f"expected no worker to hold {model} version {version!r}; held by {holders}"
+
+
+@then(
+    "the killed worker left no process behind",
+    example="Then the killed worker left no process behind",
+)
+def no_process_left(world: World) -> None:
+    """Nothing of the killed worker runs any more: no process in its process group (local), or an exited
+    container (docker)."""
+    name, _, _, _ = _limited_worker(world)
+    trace.touch("backend", f"service {name}")
+    info = world.backend.service(name)
+    assert not info.running, f"expected {name} to be gone, the backend says it still runs"
+    if info.ident.isdigit():  # local: the worker led its own process group
+        try:
+            os.killpg(int(info.ident), 0)
+        except ProcessLookupError:
+            return
+        raise AssertionError(f"expected no process left in {name}'s process group {info.ident}; some remain")

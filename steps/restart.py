@@ -1,0 +1,172 @@
+"""Steps that kill a worker in the middle of a real, long inference and restart it.
+
+The long inference is real: the "slow" model (``sut.demo_models.build_slow_model``, dozens of dense
+layers) with a batch sized from one timed request, so that it keeps the worker busy for seconds on
+this machine. The steps check on the worker itself that the request is running before killing it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from weakref import WeakKeyDictionary
+
+from harness import trace
+from harness.drivers.gateway import Answer, GatewayClient
+from harness.steps_registry import given, then, when
+from harness.world import World
+from steps import types  # noqa: F401  (custom parse types used below)
+from steps.cluster import artifact_root
+from steps.network import probe
+from sut.demo_models import build_slow_model, rows_for
+
+#: Rows of the timed batch that sizes the long one (a fraction of a second on the slow model).
+CALIBRATION_ROWS = 300
+IN_FLIGHT_WAIT_S = 10.0
+
+
+@dataclass
+class LongRequest:
+    model: str
+    rows: int
+    expected_s: float
+    sent_at: float = 0.0
+    answered_at: float | None = None
+    answer: Answer | None = None
+    worker: str | None = None  # the worker running it
+    worker_ids: set[str] = field(default_factory=set)  # the gateway's ids for that worker before the kill
+    killed_at: float | None = None
+    thread: threading.Thread | None = None
+
+
+_long: WeakKeyDictionary[World, LongRequest] = WeakKeyDictionary()
+
+
+def _request(world: World) -> LongRequest:
+    request = _long.get(world)
+    assert request is not None, "no long request was sent in this scenario (missing 'Given a request ...')"
+    return request
+
+
+@given('the slow model with version "{version}"', example='Given the slow model with version "1"')
+def slow_model(world: World, version: str) -> None:
+    """Build a real, deliberately slow ONNX model ``slow`` (many dense layers) in the artifact root."""
+    trace.touch("file", f"build slow {version}")
+    artifact = build_slow_model(artifact_root(world), "slow", version)
+    assert artifact.path.is_file(), f"expected the slow model's artifact at {artifact.path}"
+    world.artifacts[("slow", version)] = artifact
+
+
+@given(
+    "a request for {model:w} with a batch that takes about {seconds:d} seconds is in flight on its worker",
+    example="Given a request for slow with a batch that takes about 6 seconds is in flight on its worker",
+)
+def long_request_in_flight(world: World, model: str, seconds: int) -> None:
+    """Time a small batch through the gateway, send a batch sized to take ``seconds`` from another thread,
+    and wait until a worker reports it running (``/worker/status``)."""
+    world.gateway.infer(model, rows=10)  # warm-up: the first run of a session is slower
+    timed = world.gateway.infer(model, rows=CALIBRATION_ROWS)
+    assert timed.ok, f"expected the timing request to succeed, got {timed.status}: {timed.error}"
+    rows = rows_for(seconds, timed.latency_s, CALIBRATION_ROWS)
+    request = LongRequest(model, rows, expected_s=timed.latency_s * rows / CALIBRATION_ROWS)
+    _long[world] = request
+    assert world.spec is not None
+    client = GatewayClient(
+        world.backend.gateway_url,
+        admin_token=world.spec.admin_token,
+        observations=world.observations,
+        timeout=seconds * 4 + 30.0,
+    )
+    world.defer("close the long request's client", client.close)
+
+    def send() -> None:
+        request.answer = client.infer(model, rows=rows)
+        request.answered_at = time.time()
+
+    request.sent_at = time.time()
+    request.thread = threading.Thread(target=send, name="long-request", daemon=True)
+    request.thread.start()
+    world.defer("wait for the long request", lambda: request.thread.join(timeout=seconds * 4 + 35.0))
+
+    deadline = time.monotonic() + IN_FLIGHT_WAIT_S
+    while request.worker is None and request.answered_at is None and time.monotonic() < deadline:
+        for info in world.running_workers():
+            if probe(world, info.name).in_flight() > 0:
+                request.worker = info.name
+                break
+        else:
+            time.sleep(0.05)
+    assert request.answered_at is None, (
+        f"expected a {rows}-row batch to take about {seconds} s, it was answered already: "
+        f"{request.answer.status if request.answer else '?'} after "
+        f"{request.answered_at - request.sent_at:.2f} s"
+    )
+    assert request.worker is not None, (
+        f"expected a worker to report the {rows}-row request running within {IN_FLIGHT_WAIT_S:g} s; none did"
+    )
+
+
+@when("the worker running it is killed", example="When the worker running it is killed")
+def kill_busy_worker(world: World) -> None:
+    """SIGKILL the worker that runs the long request (no drain, no deregistration)."""
+    request = _request(world)
+    assert request.worker is not None
+    request.worker_ids = {
+        str(w.get("id")) for w in world.gateway.workers() if w.get("name") == request.worker
+    }
+    assert request.answered_at is None, "the long request was answered before the kill: make it longer"
+    request.killed_at = time.time()
+    code = world.kill_worker(request.worker)
+    assert code is not None, f"expected {request.worker} to be dead after SIGKILL, it still runs"
+
+
+@then(
+    "the request is answered 502 or 503 within {limit:g} seconds of the kill, with an error naming {name:w}",
+    example="Then the request is answered 502 or 503 within 2 seconds of the kill, with an error naming slow",
+)
+def answered_after_kill(world: World, limit: float, name: str) -> None:
+    """The client of the killed worker gets a clear error quickly, long before its batch would have ended."""
+    request = _request(world)
+    assert request.thread is not None and request.killed_at is not None, "no worker was killed"
+    trace.touch("http", f"await the answer to POST /v2/models/{request.model}/infer ({request.rows} rows)")
+    request.thread.join(timeout=limit + 60.0)
+    assert request.answered_at is not None and request.answer is not None, (
+        f"expected an answer within {limit:g} s of the kill; the request still hangs after {limit + 60:g} s"
+    )
+    answer, took = request.answer, request.answered_at - request.killed_at
+    assert answer.status in (502, 503), (
+        f"expected 502 or 503 for the request whose worker was killed, got {answer.status or 'no answer'} "
+        f"after {took:.2f} s: {answer.error or answer.body!r}"[:600]
+    )
+    assert took <= limit, (
+        f"expected the error within {limit:g} s of the kill, it came after {took:.2f} s "
+        f"(the batch alone takes about {request.expected_s:.1f} s)"
+    )
+    assert name in (answer.error or ""), f"expected the error to name {name!r}, it says {answer.error!r}"
+
+
+@when("the killed worker is restarted", example="When the killed worker is restarted")
+def restart_killed(world: World) -> None:
+    """Start the worker again under the same name and address; returns once it has registered."""
+    request = _request(world)
+    assert request.worker is not None
+    world.restart_worker(request.worker)
+
+
+@then(
+    "the gateway lists the restarted worker under a new id",
+    example="Then the gateway lists the restarted worker under a new id",
+)
+def new_id(world: World) -> None:
+    """A healthy registry entry for the restarted worker, under an id it did not have before the kill."""
+    request = _request(world)
+    listed = [
+        w for w in world.gateway.workers() if w.get("name") == request.worker and w.get("healthy", True)
+    ]
+    ids = {str(w.get("id")) for w in listed}
+    assert ids, f"expected the gateway to list {request.worker} healthy after its restart, it does not"
+    assert not ids & request.worker_ids, (
+        f"expected {request.worker} under a new id after the restart; it had {sorted(request.worker_ids)} "
+        f"and is listed healthy as {sorted(ids)}"
+    )
