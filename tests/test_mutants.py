@@ -125,3 +125,14 @@ def test_drift_retrain_catches_a_trainer_that_skips_the_held_out_check() -> None
 
     real = _run_feature("does_no_better", None)
     assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_database_corruption_catches_a_gateway_that_dies_on_a_corrupt_database() -> None:
+    mutant = _run_feature("damaged and header", "dies_on_corrupt_db")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    assert "✗ Then within 5 seconds the gateway reports its catalog database corrupt" in mutant.stdout, (
+        mutant.stdout[-3000:]
+    )
+
+    real = _run_feature("damaged and header", None)
+    assert real.returncode == 0, real.stdout[-3000:]
