@@ -23,7 +23,6 @@ import functools
 import json
 import logging
 import math
-import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,7 @@ import httpx
 from harness import docker_cleanup
 from harness.backends.base import BackendError, ClusterBackend, ClusterSpec, ServiceInfo
 from harness.docker_images import ensure_image
+from harness.faults import docker_memory
 from harness.faults.docker_links import DockerLinkFaults
 from sut.launcher import gateway_command, trainer_command, worker_command
 
@@ -316,15 +316,13 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
         service.mem_limit = limit_bytes
         container = self._current(name)
         if container is not None and container.status in ("running", "paused"):
-            # `docker update` cannot remove a limit: lifting it means raising it to the machine's memory.
-            value = limit_bytes if limit_bytes is not None else _machine_memory()
-            container.update(mem_limit=value, memswap_limit=value)
-        return "docker" if limit_bytes is not None else "none"
+            docker_memory.limit_container(container, limit_bytes)
+        return docker_memory.MECHANISM if limit_bytes is not None else "none"
 
     def oom_killed(self, name: str) -> bool:
-        """Docker's ``State.OOMKilled`` of the current container (sticky; pair it with exit code 137)."""
+        """Exit code 137 together with ``State.OOMKilled`` (sticky on its own) of the current container."""
         container = self._current(name)
-        return bool(container is not None and container.attrs["State"].get("OOMKilled"))
+        return container is not None and docker_memory.container_oom_killed(container)
 
     # -- teardown ------------------------------------------------------------------------------
     def teardown(self) -> None:
@@ -372,11 +370,7 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
     def _launch(self, service: _Service) -> None:
         """Create and start a container for ``service`` and wait until ``/v2/health/live`` answers."""
         spec = self._started_spec()
-        limits = (
-            {}
-            if service.mem_limit is None
-            else {"mem_limit": service.mem_limit, "memswap_limit": service.mem_limit}
-        )
+        limits = docker_memory.start_options(service.mem_limit)
         container = _service_container_class()(
             service.image,
             command=service.command,
@@ -612,10 +606,6 @@ def _watching_strategy_class() -> type:
             return super()._try_http_request(url, headers, ssl_context)
 
     return WatchingHttpWaitStrategy
-
-
-def _machine_memory() -> int:
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def _docker_client() -> Any:

@@ -12,6 +12,7 @@ the backend re-applies it (:func:`start_options` at creation, or :func:`limit_co
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 MECHANISM = "docker"
@@ -19,10 +20,15 @@ OOM_EXIT_CODE = 137  # 128 + SIGKILL
 
 
 def limit_container(container: Any, limit_bytes: int | None) -> str:
-    """Set (``None``: lift) the memory limit of a running container; the mechanism ("docker")."""
-    value = -1 if limit_bytes is None else int(limit_bytes)
+    """Set (``None``: lift) the memory limit of a running container; the mechanism ("docker").
+    ``docker update`` cannot remove a limit, so lifting raises it to the machine's memory."""
+    value = machine_memory() if limit_bytes is None else int(limit_bytes)
     container.update(mem_limit=value, memswap_limit=value)
     return MECHANISM
+
+
+def machine_memory() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def start_options(limit_bytes: int | None) -> dict[str, Any]:
