@@ -71,6 +71,11 @@ class PostgresServer:
         return f"postgresql://{PG_USER}@{self.host}:{self.port}/postgres"
 
     @property
+    def host_dsn(self) -> str:
+        """How the harness reaches it: the same as :attr:`dsn` (a containerised server differs)."""
+        return self.dsn
+
+    @property
     def data_dir(self) -> Path:
         assert self.root is not None, "the server was never started"
         return self.root / "data"

@@ -55,7 +55,9 @@ class StepDefinition:
 REGISTRY: list[StepDefinition] = []
 
 
-def _register(keyword: str, pattern: str, example: str | None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _register(
+    keyword: str, pattern: str, example: str | None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         parser = parse.compile(pattern, extra_types=CUSTOM_TYPES, case_sensitive=True)
         REGISTRY.append(StepDefinition(keyword, pattern, func, example, parser))

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from harness.faults.files import Corruption
     from harness.load.runner import LoadRun
     from harness.postgres import PostgresServer
+    from harness.postgres_container import PostgresContainer
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ class World:
         self._trainer: TrainerClient | None = None
         self._undo: list[tuple[str, Callable[[], object]]] = []
         self.memory_limits: dict[str, tuple[int, str]] = {}  # service -> (bytes, mechanism used)
-        self.database: PostgresServer | None = None  # a harness-run catalog database (start_database)
+        # a harness-run catalog database (start_database): a host process, or a container (docker backend)
+        self.database: PostgresServer | PostgresContainer | None = None
 
     # -- cluster ----------------------------------------------------------------------------
     def start_cluster(self, spec: ClusterSpec) -> None:
@@ -181,12 +183,20 @@ class World:
         return corrupt_file(path, mode=mode, seed=seed)
 
     def start_database(self) -> str:
-        """Start a PostgreSQL server for the catalog (:mod:`harness.postgres`); its DSN, for
-        ``ClusterSpec.db``. Stopped and removed at teardown."""
-        from harness.postgres import PostgresServer
-
+        """Start a PostgreSQL server for the catalog; the DSN the gateway uses, for ``ClusterSpec.db``
+        (the harness's own is ``database.host_dsn``). A backend whose services cannot reach the host's
+        127.0.0.1 (docker) supplies one on its network (``database_server()``: a container); else
+        :mod:`harness.postgres` runs one on the host. Stopped and removed at teardown."""
         trace.touch("backend", "start database")
-        server = PostgresServer()
+        server: PostgresServer | PostgresContainer
+        backend_server = getattr(self.backend, "database_server", None)
+        if callable(backend_server):
+            self.defer("tear down the cluster", self.backend.teardown)  # the server is on its network
+            server = backend_server()
+        else:
+            from harness.postgres import PostgresServer
+
+            server = PostgresServer()
         self.defer("stop the database server", server.close)
         server.start()
         self.database = server
@@ -202,7 +212,7 @@ class World:
         trace.touch("backend", "restart database")
         self._database().start()
 
-    def _database(self) -> PostgresServer:
+    def _database(self) -> PostgresServer | PostgresContainer:
         if self.database is None:
             raise RuntimeError("no database server in this scenario (missing a step that starts one?)")
         return self.database

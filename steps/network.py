@@ -1,8 +1,8 @@
 """Steps that cut, slow down and restore the network between the gateway and a worker.
 
-The faults are real: on the local backend an in-path TCP proxy on each gateway<->worker link drops
-or delays the bytes, on docker the worker's container leaves the scenario network. Neither service
-is told; the steps judge what the gateway then answers. Every fault is undone at teardown.
+The faults are real: an in-path TCP proxy on each gateway<->worker link (in the test process on the
+local backend, a proxy container per link on docker) drops or delays the bytes. Neither service is
+told; the steps judge what the gateway then answers. Every fault is undone at teardown.
 """
 
 from __future__ import annotations

@@ -88,9 +88,9 @@ def ensure_debootstrap() -> None:
     )
 
 
-def debootstrap(rootfs: Path, *, suite: str, mirror: str) -> None:
-    progress(f"debootstrap {suite} ({', '.join(PACKAGES)}) from {mirror}; about a minute")
-    argv = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", suite, str(rootfs), mirror]
+def debootstrap(rootfs: Path, *, suite: str, mirror: str, packages: tuple[str, ...] = PACKAGES) -> None:
+    progress(f"debootstrap {suite} ({', '.join(packages)}) from {mirror}; a minute or two")
+    argv = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, str(rootfs), mirror]
     run(argv, step="debootstrap")
 
 
@@ -110,10 +110,10 @@ def trim_and_link(rootfs: Path) -> None:
         link.symlink_to("/usr/bin/python3")
 
 
-def import_image(rootfs: Path, name: str) -> str:
+def import_image(rootfs: Path, name: str, changes: tuple[str, ...] = IMAGE_CHANGES) -> str:
     progress(f"importing the root filesystem as {name}")
     argv = ["docker", "import"]
-    for change in IMAGE_CHANGES:
+    for change in changes:
         argv += ["--change", change]
     argv += ["-", name]
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)

@@ -53,6 +53,7 @@ python tools/stub_report.py --max-stubs 0 --max-hollow 0 --max-undefined 0 --max
 if [ "$DOCKER" = 1 ]; then
   step "offline Docker images (base, postgres)"
   python tools/build_base_image.py
+  python tools/build_postgres_image.py
 fi
 
 step "unit and integration tests"

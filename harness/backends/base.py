@@ -41,8 +41,9 @@ class ClusterSpec:
     # The first version registered for a model becomes its `production` alias.
     preload: list[tuple[str, str, str]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    # local backend: put an in-path fault proxy on every gateway<->worker link (partitions, latency).
-    # Off by default: the proxy runs in the test process and would skew performance scenarios.
+    # Put an in-path fault proxy on every gateway<->worker link (partitions, latency): in the test
+    # process on local, a proxy container per link on docker. Off by default: on local the proxy
+    # shares the test process with the load generator and would skew performance scenarios.
     fault_links: bool = False
     # a trainer service (drift monitor + automatic retraining), started after the workers; None = none
     trainer: TrainerSpec | None = None

@@ -34,7 +34,7 @@ import httpx
 
 from harness import docker_cleanup
 from harness.backends.base import BackendError, ClusterBackend, ClusterSpec, ServiceInfo
-from harness.docker_images import ensure_image
+from harness.docker_images import ensure_image, resolve_base_image
 from harness.faults import docker_memory
 from harness.faults.docker_links import DockerLinkFaults
 from sut.launcher import gateway_command, trainer_command, worker_command
@@ -68,6 +68,7 @@ class _Service:
     last_exit_code: int | None = None
     worker_id: str | None = None
     mem_limit: int | None = None  # bytes; applied to every container of the service (survives restarts)
+    advertised: str = ""  # how the gateway reaches it, when not by its own alias (a fault-proxy container)
 
     @property
     def url(self) -> str:
@@ -75,11 +76,12 @@ class _Service:
 
     @property
     def advertise_url(self) -> str:
-        return f"http://{self.name}:{self.port}"
+        return self.advertised or f"http://{self.name}:{self.port}"
 
 
 class DockerBackend(DockerLinkFaults, ClusterBackend):
-    """Partitions and latency come from :class:`DockerLinkFaults` (``docker network disconnect``)."""
+    """Partitions and latency come from :class:`DockerLinkFaults` (fault-proxy containers with
+    ``ClusterSpec.fault_links``, else ``docker network disconnect``)."""
 
     name = "docker"
 
@@ -101,6 +103,7 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
         self._next_worker = 1
         self._unregister: Any = None
         self._torn_down = False
+        self._database: Any = None  # a PostgresContainer on the scenario network (database_server)
 
     # -- start ---------------------------------------------------------------------------------
     def start(self, spec: ClusterSpec) -> None:
@@ -110,14 +113,18 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
             raise BackendError("ClusterSpec.artifact_root is required (build artifacts with fixtures.models)")
         began = time.monotonic()
         self.spec = spec
-        self._client = _docker_client()
-        docker_cleanup.reap_leftovers(self._client)
-        self._unregister = docker_cleanup.register(self.teardown)
+        self._prepare()
         for kind in ("gateway", "worker"):
             self._images[kind] = ensure_image(kind, client=self._client, base_image=self.base_image).tag
+        if spec.fault_links:  # a fault-proxy container on each worker link (harness.faults.docker_links)
+            self._open_link_proxies(
+                self._client,
+                image=self.base_image or resolve_base_image(self._client),
+                labels=self._labels,
+                gateway_port=GATEWAY_PORT,
+                worker_port=WORKER_PORT,
+            )
         self.timings["images"] = time.monotonic() - began
-        self._labels = {**docker_cleanup.run_labels(), docker_cleanup.LABEL_SCENARIO: self.scenario_id}
-        self._create_network()
         self._data_dir("gateway").mkdir(parents=True, exist_ok=True)
 
         mark = time.monotonic()
@@ -185,25 +192,48 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
             raise BackendError("the cluster is not started (call start() first)")
         return self._network.name
 
+    def database_server(self) -> Any:
+        """A PostgreSQL container on the scenario network under the alias ``postgres`` (not started:
+        ``start()`` it), for a catalog database the gateway container can reach: its ``dsn`` goes into
+        ``ClusterSpec.db``, the harness uses ``host_dsn`` (127.0.0.1). May come before :meth:`start`;
+        removed at teardown. See :mod:`harness.postgres_container`."""
+        from harness.postgres_container import ALIAS, PostgresContainer
+
+        self._prepare()
+        if self._database is None:
+            self._database = PostgresContainer(
+                self._client,
+                network=self.network_name,
+                labels={**self._labels, LABEL_SERVICE: ALIAS},
+                name=f"servingbdd-{self.scenario_id}-{ALIAS}",
+                log_dir=self.workdir / "logs",
+            )
+        return self._database
+
     def add_workers(self, count: int, *, wait: bool = True) -> list[str]:
         spec = self._started_spec()
         services = []
         for _ in range(count):
             name = f"worker-{self._next_worker}"
             self._next_worker += 1
+            advertise_url, gateway_url = self._worker_link_urls(  # through a fault proxy with fault_links
+                name, f"http://{name}:{WORKER_PORT}", f"http://gateway:{GATEWAY_PORT}"
+            )
             command = worker_command(
                 port=WORKER_PORT,
-                gateway_url=f"http://gateway:{GATEWAY_PORT}",
+                gateway_url=gateway_url,
                 artifact_root=ARTIFACTS,
                 name=name,
                 host="0.0.0.0",
-                advertise_url=f"http://{name}:{WORKER_PORT}",
+                advertise_url=advertise_url,
                 memory_budget=spec.memory_budget,
                 python="python",
             )
             service = _Service(name, "worker", self._images["worker"], command, WORKER_PORT)
+            service.advertised = advertise_url
             self._services[name] = service
             services.append(service)
+        self._await_link_proxies()
         if services:
             with ThreadPoolExecutor(max_workers=len(services), thread_name_prefix="docker-start") as pool:
                 list(pool.map(self._launch, services))  # re-raises the first failure
@@ -336,6 +366,9 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
                 self._save_logs(service)
             with contextlib.suppress(Exception):
                 self._remove_container(service)
+        if self._database is not None:
+            self._database.close()  # never raises
+        self._close_link_proxies(self.workdir / "logs")  # never raises
         if self._network is not None:
             with contextlib.suppress(Exception):
                 self._network.remove()
@@ -354,6 +387,19 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
                 self._client.close()
 
     # -- internals: containers ---------------------------------------------------------------------
+    def _prepare(self) -> None:
+        """The engine client, the leftover sweep, teardown at exit, the labels and the scenario network;
+        once (``database_server`` does it when the database starts before the cluster)."""
+        if self._network is not None:
+            return
+        if self._torn_down:
+            raise BackendError("the cluster was torn down")
+        self._client = _docker_client()
+        docker_cleanup.reap_leftovers(self._client)
+        self._unregister = docker_cleanup.register(self.teardown)
+        self._labels = {**docker_cleanup.run_labels(), docker_cleanup.LABEL_SCENARIO: self.scenario_id}
+        self._create_network()
+
     def _create_network(self) -> None:
         docker_cleanup.import_testcontainers()
         from testcontainers.core.network import Network

@@ -1,4 +1,5 @@
-"""An in-path TCP fault proxy for the local backend (Toxiproxy's semantics, in-process).
+"""An in-path TCP fault proxy (Toxiproxy's semantics): in the test process on the local backend, in a
+small container per worker link on docker (:mod:`harness.faults.proxy_server`).
 
 One :class:`FaultProxy` listens on 127.0.0.1 and forwards every connection to one upstream address.
 Neither end is told anything: faults are real TCP behaviour on the link.
@@ -42,9 +43,16 @@ class FaultProxy:
     """Forward ``127.0.0.1:<port>`` to ``upstream_host:upstream_port`` with injectable faults."""
 
     def __init__(
-        self, upstream_host: str, upstream_port: int, *, listen_port: int = 0, name: str = ""
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        *,
+        listen_port: int = 0,
+        name: str = "",
+        listen_host: str = "127.0.0.1",  # 0.0.0.0 only inside a container (harness.faults.proxy_server)
     ) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.listen_host = listen_host
         self.name = name or f"proxy->{upstream_host}:{upstream_port}"
         self.faults = LinkFaults()
         self._listen_port = listen_port
@@ -110,7 +118,7 @@ class FaultProxy:
 
     async def _open_listener(self) -> None:
         self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", self._listen_port, reuse_address=True
+            self._handle, self.listen_host, self._listen_port, reuse_address=True
         )
         self._listen_port = self._server.sockets[0].getsockname()[1]
 
