@@ -84,7 +84,12 @@ def before_all(context: Any) -> None:
     userdata = context.config.userdata
     backend = userdata.get("backend", "auto")
     _RUN_STATE["backend"] = backend
-    print(choose(backend)[1], file=sys.stderr)
+    chosen, notice = choose(backend)
+    print(notice, file=sys.stderr)
+    if chosen == "docker":  # build missing images now, with progress, not inside the first scenario
+        from harness import offline_images
+
+        offline_images.prepare(lambda line: print(line, file=sys.stderr))
     trace_file = userdata.get("step_trace")
     _RUN_STATE["trace"] = trace.TraceWriter(Path(trace_file)) if trace_file else None
     _RUN_STATE["root"] = Path(tempfile.mkdtemp(prefix="servingbdd-behave-"))

@@ -91,6 +91,26 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return choose(config.getoption("backend"))[1]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """On docker, build missing images before the first scenario, with progress on the terminal."""
+    config = session.config
+    if not _gherkin(config):
+        return
+    from harness.backends.select import choose
+
+    if choose(config.getoption("backend"))[0] != "docker":
+        return
+    from harness import offline_images
+    from harness.docker_images import ImageBuildError
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    echo = reporter.write_line if reporter is not None else print
+    try:
+        offline_images.prepare(echo)
+    except ImageBuildError as exc:
+        pytest.exit(f"docker images: {exc}", returncode=1)
+
+
 # -- collection: one pytest Module per .feature file, filled by pytest_bdd.scenarios ------------------
 class FeatureModule(pytest.Module):
     """A ``.feature`` file collected as if it were a test module calling ``scenarios(<file>)``."""
