@@ -358,13 +358,15 @@ def refused_not_listed(world: World) -> None:
 
 @then("every registration was acknowledged", example="Then every registration was acknowledged")
 def all_acknowledged(world: World) -> None:
-    """Each registration of the last batch was answered 201."""
+    """Each registration of the last batch was answered 201, and the catalog lists it."""
     batch = _ledger(world).last_batch
     assert batch, "no registration was sent (missing a 'When I register ...' step?)"
     bad = [f"{m}: {a.status or 'no answer'} {a.error}" for m, a in batch if a.status != 201]
     assert not bad, (
         f"expected all {len(batch)} registrations acknowledged (201); {len(bad)} were not: {bad[:3]}"
     )
+    missing = sorted({(m, "1") for m, _ in batch} - _listed(world))
+    assert not missing, f"the gateway acknowledged registrations its catalog does not list: {missing[:5]}"
 
 
 @then(
@@ -372,7 +374,8 @@ def all_acknowledged(world: World) -> None:
     example="Then every registration was refused because the catalog database is unavailable",
 )
 def all_refused(world: World, word: str) -> None:
-    """Each registration of the last batch was answered 503 with an error saying why."""
+    """Each registration of the last batch was answered 503 with an error saying why, and the catalog
+    does not list it (refused means not made)."""
     batch = _ledger(world).last_batch
     assert batch, "no registration was sent (missing a 'When I register ...' step?)"
     bad = [
@@ -381,6 +384,8 @@ def all_refused(world: World, word: str) -> None:
         if a.status != 503 or f"catalog database {word}" not in (a.error or "")
     ]
     assert not bad, f"expected every registration refused with 503 'catalog database {word}'; got {bad[:3]}"
+    slipped = sorted({(m, "1") for m, _ in batch} & _listed(world))
+    assert not slipped, f"the gateway refused registrations its catalog lists anyway: {slipped[:5]}"
 
 
 @then(
@@ -389,7 +394,7 @@ def all_refused(world: World, word: str) -> None:
 )
 def acknowledged_or_refused(world: World, word: str) -> None:
     """Each registration of the last batch got an answer: 201, or 503 saying what is wrong (never a hang,
-    a lost connection or another error); at least some were acknowledged."""
+    a lost connection or another error); at least some were acknowledged, and the catalog lists those."""
     batch = _ledger(world).last_batch
     assert batch, "no registration was sent"
     bad = [
@@ -399,3 +404,5 @@ def acknowledged_or_refused(world: World, word: str) -> None:
     ]
     assert not bad, f"expected 201 or 503 'catalog database {word}' for every registration; got {bad[:3]}"
     assert any(a.status == 201 for _, a in batch), f"none of the {len(batch)} registrations was acknowledged"
+    missing = sorted({(m, "1") for m, a in batch if a.status == 201} - _listed(world))
+    assert not missing, f"the gateway acknowledged registrations its catalog does not list: {missing[:5]}"
