@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from harness import docker_cleanup
 from harness.backends.base import BackendError, ClusterBackend, ClusterSpec, ServiceInfo
+from harness.backends.gateway_admin import GatewayAdmin, claim_registrations
 from harness.docker_images import ensure_image, resolve_base_image
 from harness.faults import docker_memory
 from harness.faults.docker_links import DockerLinkFaults
@@ -99,7 +98,7 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
         self._labels: dict[str, str] = {}
         self._images: dict[str, str] = {}
         self._services: dict[str, _Service] = {}
-        self._admin: httpx.Client | None = None
+        self._admin: GatewayAdmin | None = None
         self._next_worker = 1
         self._unregister: Any = None
         self._torn_down = False
@@ -142,11 +141,9 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
         gateway = _Service("gateway", "gateway", self._images["gateway"], command, GATEWAY_PORT)
         self._services["gateway"] = gateway
         self._launch(gateway)
-        self._admin = httpx.Client(
-            base_url=gateway.url, headers={"Authorization": f"Bearer {spec.admin_token}"}, timeout=10.0
-        )
+        self._admin = GatewayAdmin(gateway.url, spec.admin_token)
         for model, version, uri in spec.preload:
-            self._register_version(model, version, uri)
+            self._admin.register_version(model, version, uri)
         self.timings["gateway"] = time.monotonic() - mark
         mark = time.monotonic()
         if spec.workers:
@@ -265,7 +262,7 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
         service = self._service(name)
         stale: dict[str, set[str]] = {}
         if service.kind == "worker":  # the old registration may linger until it expires
-            stale[name] = self._registered_ids(service) | (
+            stale[name] = self._gateway_admin().registered_ids(service.advertise_url) | (
                 {service.worker_id} if service.worker_id else set()
             )
         self._remove_container(service)
@@ -544,39 +541,14 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
             raise BackendError("the cluster was torn down")
         return self.spec
 
-    def _get(self, path: str) -> Any:
-        try:
-            resp = self._admin.get(path)  # type: ignore[union-attr]
-        except httpx.HTTPError:
-            return None
-        return resp.json() if resp.status_code == 200 else None
-
-    def _register_version(self, model: str, version: str, uri: str) -> None:
-        resp = self._admin.post(  # type: ignore[union-attr]
-            f"/admin/models/{model}/versions", json={"version": version, "artifact_uri": uri}
-        )
-        if resp.status_code not in (200, 201):
-            raise BackendError(
-                f"registering {model} v{version} ({uri}) failed: {resp.status_code} {resp.text}"
-            )
-
-    def _production_versions(self) -> set[tuple[str, str]]:
-        status = self._get("/admin/status") or {}
-        wanted = set()
-        for model in status.get("models", []):
-            production = (model.get("aliases") or {}).get("production")
-            if production is not None:
-                wanted.add((model["name"], str(production)))
-        return wanted
-
-    def _registered_ids(self, service: _Service) -> set[str]:
-        listed = self._get("/admin/workers")
-        listed = listed if isinstance(listed, list) else []
-        return {w["id"] for w in listed if str(w.get("url", "")).rstrip("/") == service.advertise_url}
+    def _gateway_admin(self) -> GatewayAdmin:
+        if self._admin is None:
+            raise BackendError("the cluster is not started")
+        return self._admin
 
     def _wait_registered(self, services: list[_Service], *, stale_ids: dict[str, set[str]]) -> None:
         """Until ``GET /admin/workers`` lists each worker (under a fresh id) holding production."""
-        wanted = self._production_versions()
+        wanted = self._gateway_admin().production_versions() or set()
         pending = {s.advertise_url: s for s in services}
 
         def all_listed(body: str) -> bool:
@@ -584,12 +556,9 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
                 listed = json.loads(body)
             except ValueError:
                 return False
-            for worker in listed if isinstance(listed, list) else []:
-                service = pending.get(str(worker.get("url", "")).rstrip("/"))
-                held = {(m.get("name"), str(m.get("version"))) for m in worker.get("models", [])}
-                if service and worker.get("id") not in stale_ids.get(service.name, set()) and wanted <= held:
-                    service.worker_id = worker["id"]
-                    del pending[service.advertise_url]
+            claim_registrations(
+                listed if isinstance(listed, list) else [], pending, stale_ids=stale_ids, wanted=wanted
+            )
             return not pending
 
         spec = self._started_spec()

@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 import sut
 from harness.backends.base import BackendError, ClusterBackend, ClusterSpec, ServiceInfo
+from harness.backends.gateway_admin import GatewayAdmin, claim_registrations
 from harness.faults.links import FaultLinks
 from harness.faults.service_memory import ServiceMemoryLimits
 from harness.processes import ManagedProcess, free_port, spawn
@@ -67,7 +67,7 @@ class LocalBackend(ClusterBackend):
         self.python = python
         self.spec: ClusterSpec | None = None
         self._services: dict[str, _Service] = {}
-        self._admin: httpx.Client | None = None
+        self._admin: GatewayAdmin | None = None
         self._next_worker = 1
         # seconds from start() to: gateway live, preload registered, workers registered (benchmarks)
         self.startup_timings: dict[str, float] = {}
@@ -101,13 +101,11 @@ class LocalBackend(ClusterBackend):
         if spec.fault_links:
             self.links = FaultLinks(port)
         self._launch(gateway)
-        self._admin = httpx.Client(
-            base_url=gateway.url, headers={"Authorization": f"Bearer {spec.admin_token}"}, timeout=10.0
-        )
+        self._admin = GatewayAdmin(gateway.url, spec.admin_token)
         self._wait_live(gateway)
         self.startup_timings["gateway_live_s"] = time.perf_counter() - started
         for model, version, uri in spec.preload:
-            self._register_version(model, version, uri)
+            self._admin.register_version(model, version, uri)
         self.startup_timings["preload_s"] = time.perf_counter() - started
         if spec.workers:
             self.add_workers(spec.workers)
@@ -206,7 +204,7 @@ class LocalBackend(ClusterBackend):
         stale: dict[str, set[str]] = {}
         if service.kind == "worker":  # a killed worker stays listed until it expires: not the one we await
             known = {service.worker_id} if service.worker_id else set()
-            stale[name] = self._registered_ids(service) | known
+            stale[name] = self._gateway_admin().registered_ids(service.advertise_url) | known
         self._launch(service)
         if service.kind == "gateway":
             self._wait_live(service)
@@ -368,78 +366,36 @@ class LocalBackend(ClusterBackend):
                 raise BackendError(f"timed out after {self.startup_timeout:.0f}s waiting for {what}\n{tails}")
             time.sleep(interval)
 
-    def _get(self, path: str) -> Any:
-        """Admin GET; None when the gateway does not answer 200 (yet)."""
-        try:
-            resp = self._admin.get(path)  # type: ignore[union-attr]
-        except httpx.HTTPError:
-            return None
-        return resp.json() if resp.status_code == 200 else None
+    def _gateway_admin(self) -> GatewayAdmin:
+        if self._admin is None:
+            raise BackendError("the cluster is not started")
+        return self._admin
 
     def _wait_live(self, gateway: _Service) -> None:
-        def live() -> bool:
-            try:  # the admin client: one connection pool, no TLS context built per poll
-                return self._admin.get("/v2/health/live", timeout=1.0).status_code == 200  # type: ignore[union-attr]
-            except httpx.HTTPError:
-                return False
-
-        self._poll(f"the gateway to be live at {gateway.url}", live, [gateway])
-
-    def _register_version(self, model: str, version: str, uri: str) -> None:
-        resp = self._admin.post(  # type: ignore[union-attr]
-            f"/admin/models/{model}/versions", json={"version": version, "artifact_uri": uri}
-        )
-        if resp.status_code not in (200, 201):
-            raise BackendError(
-                f"registering {model} v{version} ({uri}) failed: {resp.status_code} {resp.text}"
-            )
+        self._poll(f"the gateway to be live at {gateway.url}", self._gateway_admin().live, [gateway])
 
     def _production_versions(self) -> set[tuple[str, str]]:
         """What every new worker must hold: each model's ``production`` version, per the gateway."""
-        answers: list[dict[str, Any]] = []
+        answers: list[set[tuple[str, str]]] = []
 
         def read() -> bool:
-            status = self._get("/admin/status")
-            if isinstance(status, dict):
-                answers.append(status)
+            wanted = self._gateway_admin().production_versions()
+            if wanted is not None:
+                answers.append(wanted)
             return bool(answers)
 
         self._poll("the gateway's /admin/status", read, [self._service("gateway")])
-        out = set()
-        for model in answers[0].get("models", []):
-            production = (model.get("aliases") or {}).get("production")
-            if production is not None:
-                out.add((model["name"], str(production)))
-        return out
-
-    def _listed_workers(self) -> list[dict[str, Any]]:
-        listed = self._get("/admin/workers")
-        if isinstance(listed, dict):
-            listed = listed.get("workers")
-        return listed if isinstance(listed, list) else []
-
-    def _registered_ids(self, service: _Service) -> set[str]:
-        listed = self._listed_workers()
-        return {w["id"] for w in listed if str(w.get("url", "")).rstrip("/") == service.advertise_url}
+        return answers[0]
 
     def _wait_registered(self, names: list[str], *, stale_ids: dict[str, set[str]]) -> None:
         """Until the gateway lists each worker (under an id not in ``stale_ids``) holding production."""
         services = [self._service(n) for n in names]
         wanted = self._production_versions()
-        pending = {s.name: s for s in services}
+        pending = {s.advertise_url: s for s in services}
 
         def all_registered() -> bool:
-            for worker in self._listed_workers():
-                url = str(worker.get("url", "")).rstrip("/")
-                held = {(m["name"], str(m["version"])) for m in worker.get("models", [])}
-                for service in list(pending.values()):
-                    if (
-                        url == service.advertise_url
-                        and worker["id"] not in stale_ids.get(service.name, set())
-                        and wanted <= held
-                    ):
-                        service.worker_id = worker["id"]
-                        del pending[service.name]
+            listed = self._gateway_admin().listed_workers()
+            claim_registrations(listed, pending, stale_ids=stale_ids, wanted=wanted)
             return not pending
 
         versions = ", ".join(f"{m} v{v}" for m, v in sorted(wanted)) or "no versions"
