@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_NAME = "servingbdd/base:bookworm-py311"
@@ -137,7 +138,20 @@ def check_python(name: str) -> str:
     return result.stdout.strip() or result.stderr.strip()
 
 
-def build(name: str, *, force: bool, suite: str, mirror: str, workdir: Path | None) -> str:
+def build_rootfs_image(
+    name: str,
+    *,
+    packages: tuple[str, ...],
+    changes: tuple[str, ...],
+    smoke_test: Callable[[str], str],
+    finish: Callable[[Path], None] | None = None,
+    force: bool,
+    suite: str,
+    mirror: str,
+    workdir: Path | None,
+) -> str:
+    """debootstrap ``packages``, trim, optionally ``finish`` the tree, import it as ``name``, smoke-test it.
+    Skipped when the image exists (unless ``force``). Shared by this tool and build_postgres_image."""
     check_engine()
     existing = image_id(name)
     if existing and not force:
@@ -149,32 +163,58 @@ def build(name: str, *, force: bool, suite: str, mirror: str, workdir: Path | No
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="servingbdd-rootfs-", dir=workdir) as tmp:
         rootfs = Path(tmp) / "rootfs"
-        debootstrap(rootfs, suite=suite, mirror=mirror)
+        debootstrap(rootfs, suite=suite, mirror=mirror, packages=packages)
         progress(f"debootstrap done in {time.monotonic() - started:.0f} s")
         trim_and_link(rootfs)
-        new_id = import_image(rootfs, name)
-    progress(f"smoke test: {check_python(name)}")
+        if finish is not None:
+            finish(rootfs)
+        new_id = import_image(rootfs, name, changes=changes)
+    progress(f"smoke test: {smoke_test(name)}")
     progress(f"built {name} ({new_id[:19]}) in {time.monotonic() - started:.0f} s")
     return new_id
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--name", default=DEFAULT_NAME, help=f"image name (default {DEFAULT_NAME})")
+def build(name: str, *, force: bool, suite: str, mirror: str, workdir: Path | None) -> str:
+    return build_rootfs_image(
+        name,
+        packages=PACKAGES,
+        changes=IMAGE_CHANGES,
+        smoke_test=check_python,
+        force=force,
+        suite=suite,
+        mirror=mirror,
+        workdir=workdir,
+    )
+
+
+def run_cli(argv: list[str] | None, *, tool: str, description: str, default_name: str, build_fn) -> int:
+    """The command line both image tools share: --name --force --suite --mirror --workdir; one-line errors."""
+    parser = argparse.ArgumentParser(prog=tool, description=description)
+    parser.add_argument("--name", default=default_name, help=f"image name (default {default_name})")
     parser.add_argument("--force", action="store_true", help="rebuild even if the image exists")
     parser.add_argument("--suite", default=DEFAULT_SUITE, help=f"Debian suite (default {DEFAULT_SUITE})")
     parser.add_argument("--mirror", default=DEFAULT_MIRROR, help=f"Debian mirror (default {DEFAULT_MIRROR})")
     parser.add_argument("--workdir", type=Path, default=None, help="where to unpack the root filesystem")
     args = parser.parse_args(argv)
     try:
-        build(args.name, force=args.force, suite=args.suite, mirror=args.mirror, workdir=args.workdir)
+        build_fn(args.name, force=args.force, suite=args.suite, mirror=args.mirror, workdir=args.workdir)
     except BuildError as exc:
-        print(f"build_base_image: error: {exc}", file=sys.stderr)
+        print(f"{tool}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("build_base_image: interrupted", file=sys.stderr)
+        print(f"{tool}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(
+        argv,
+        tool="build_base_image",
+        description=__doc__.splitlines()[0],
+        default_name=DEFAULT_NAME,
+        build_fn=build,
+    )
 
 
 if __name__ == "__main__":

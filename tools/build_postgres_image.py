@@ -18,28 +18,12 @@ Needs root (debootstrap) and a Docker engine. Errors are one line on stderr, exi
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported as tools.*
 
-from build_base_image import (
-    DEFAULT_MIRROR,
-    DEFAULT_SUITE,
-    BuildError,
-    check_engine,
-    debootstrap,
-    ensure_debootstrap,
-    image_id,
-    import_image,
-    progress,
-    run,
-    trim_and_link,
-)
+from build_base_image import build_rootfs_image, run, run_cli
 
 DEFAULT_NAME = "servingbdd/postgres:15"
 PG_MAJOR = "15"
@@ -102,44 +86,27 @@ def check_postgres(name: str) -> str:
 
 
 def build(name: str, *, force: bool, suite: str, mirror: str, workdir: Path | None) -> str:
-    check_engine()
-    existing = image_id(name)
-    if existing and not force:
-        progress(f"{name} exists ({existing[:19]}); nothing to do (--force rebuilds)")
-        return existing
-    if os.geteuid() != 0:
-        raise BuildError("debootstrap needs root: run this tool as root (or with sudo)")
-    ensure_debootstrap()
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="servingbdd-pg-rootfs-", dir=workdir) as tmp:
-        rootfs = Path(tmp) / "rootfs"
-        debootstrap(rootfs, suite=suite, mirror=mirror, packages=PACKAGES)
-        progress(f"debootstrap done in {time.monotonic() - started:.0f} s")
-        trim_and_link(rootfs)
-        finish_rootfs(rootfs)
-        new_id = import_image(rootfs, name, changes=IMAGE_CHANGES)
-    progress(f"smoke test: {check_postgres(name)}")
-    progress(f"built {name} ({new_id[:19]}) in {time.monotonic() - started:.0f} s")
-    return new_id
+    return build_rootfs_image(
+        name,
+        packages=PACKAGES,
+        changes=IMAGE_CHANGES,
+        smoke_test=check_postgres,
+        finish=finish_rootfs,
+        force=force,
+        suite=suite,
+        mirror=mirror,
+        workdir=workdir,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--name", default=DEFAULT_NAME, help=f"image name (default {DEFAULT_NAME})")
-    parser.add_argument("--force", action="store_true", help="rebuild even if the image exists")
-    parser.add_argument("--suite", default=DEFAULT_SUITE, help=f"Debian suite (default {DEFAULT_SUITE})")
-    parser.add_argument("--mirror", default=DEFAULT_MIRROR, help=f"Debian mirror (default {DEFAULT_MIRROR})")
-    parser.add_argument("--workdir", type=Path, default=None, help="where to unpack the root filesystem")
-    args = parser.parse_args(argv)
-    try:
-        build(args.name, force=args.force, suite=args.suite, mirror=args.mirror, workdir=args.workdir)
-    except BuildError as exc:
-        print(f"build_postgres_image: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("build_postgres_image: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_cli(
+        argv,
+        tool="build_postgres_image",
+        description=__doc__.splitlines()[0],
+        default_name=DEFAULT_NAME,
+        build_fn=build,
+    )
 
 
 if __name__ == "__main__":
