@@ -29,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.load.runner import LoadProfile, LoadRun
+from harness.load.runner import LoadProfile, LoadRun, check_host
 from harness.slo import LatencySummary
 
 ROWS = 1
@@ -183,6 +183,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="alternate locust/wrk this many times")
     parser.add_argument("--url", default=None, help="an already running server (http://127.0.0.1:PORT)")
     args = parser.parse_args()
+    if args.url:
+        try:  # before any request (warm-up and wrk included): load never leaves this machine
+            args.url = check_host(args.url)
+        except ValueError as exc:
+            parser.error(str(exc))
 
     rounds: list[tuple[dict, dict]] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:

@@ -11,6 +11,7 @@ abrupt exit are killed by :mod:`harness.processes`' atexit/signal handlers).
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -164,5 +165,9 @@ def after_step(context: Any, step: Any) -> None:
 
 
 def after_all(context: Any) -> None:
-    """Kill any service process a scenario left behind (normally none: every World was closed)."""
+    """Kill any service process a scenario left behind (normally none: every World was closed), and
+    remove the run's scratch root (logs, catalogs, artifact copies)."""
     processes.kill_all()
+    root = _RUN_STATE.get("root")
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)

@@ -135,7 +135,7 @@ def reap_leftovers(client) -> tuple[int, int, int]:
 
 # -- teardown at exit and on signals ---------------------------------------------------------------
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: the signal handler may interrupt a holder on this thread
 _cleanups: dict[int, Callable[[], object]] = {}
 _installed = False
 _previous: dict[int, object] = {}

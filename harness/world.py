@@ -39,7 +39,6 @@ class World:
         self.marks: dict[str, float] = {}
         self.load: LoadRun | None = None
         self.artifacts: dict[tuple[str, str], Any] = {}  # (model, version) -> fixtures Artifact
-        self.last_error: str | None = None  # text of the last failed admin/driver answer
         self.answers: dict[str, Any] = {}  # the latest answer of each admin action ("swap", "rollback")
         self._gateway: GatewayClient | None = None
         self._trainer: TrainerClient | None = None

@@ -112,6 +112,7 @@ def unique_ids(world: World) -> None:
 def registry_matches(world: World) -> None:
     """The workers the gateway lists are exactly the worker processes that run (no orphans, none missing)."""
     running = Counter(w.name for w in world.running_workers())
+    assert running, "expected at least one running worker to compare the registry with; none runs"
     listed = Counter(str(w.get("name")) for w in _listed(world))
     orphans = sorted((listed - running).elements())
     missing = sorted((running - listed).elements())

@@ -82,15 +82,19 @@ def registry_stable(world: World, beats: int) -> None:
         return {str(w.get("id")): str(w.get("name")) for w in world.gateway.workers()}
 
     before = snapshot()
-    time.sleep(beats * interval)
-    after = snapshot()
-    gone = {i: n for i, n in before.items() if i not in after}
-    new = {i: n for i, n in after.items() if i not in before}
-    renamed = {i: (before[i], after[i]) for i in before.keys() & after.keys() if before[i] != after[i]}
-    assert not gone and not new and not renamed, (
-        f"expected the registry of {len(before)} workers to stay unchanged for {beats} heartbeats; "
-        f"ids gone {gone}, new ids {new}, ids that changed worker {renamed}"
-    )
+    deadline = time.monotonic() + beats * interval
+    while True:  # observed every half interval, so an entry dropped and restored in between is seen too
+        time.sleep(interval / 2)
+        after = snapshot()
+        gone = {i: n for i, n in before.items() if i not in after}
+        new = {i: n for i, n in after.items() if i not in before}
+        renamed = {i: (before[i], after[i]) for i in before.keys() & after.keys() if before[i] != after[i]}
+        assert not gone and not new and not renamed, (
+            f"expected the registry of {len(before)} workers to stay unchanged for {beats} heartbeats; "
+            f"ids gone {gone}, new ids {new}, ids that changed worker {renamed}"
+        )
+        if time.monotonic() >= deadline:
+            return
 
 
 def _served(world: World, model: str) -> int | None:

@@ -195,7 +195,8 @@ def swap_refused_over_budget(world: World, model: str) -> None:
     for info in world.running_workers():  # each worker's own account: still within its budget
         status = WorkerProbe(info.name, info.url).status()
         assert status is not None, f"expected {info.name} to answer its status after refusing the load"
-        used = int(status.get("memory_used", 0))
+        assert "memory_used" in status, f"{info.name} does not report its memory in use: {status}"
+        used = int(status["memory_used"])
         assert used <= budget_bytes, f"{info.name} holds {used} bytes of models, over its budget {budget}"
 
 
@@ -204,13 +205,31 @@ def swap_refused_over_budget(world: World, model: str) -> None:
     example='Then no worker holds demo version "3"',
 )
 def no_worker_holds(world: World, model: str, version: str) -> None:
-    """The gateway's registry lists no worker holding the version (a failed load left nothing loaded)."""
-    holders = [
+    """A failed load left nothing loaded: no running worker reports the version loaded (each is asked
+    itself), and the gateway's registry lists no holder."""
+    workers = world.running_workers()
+    assert workers, "expected at least one running worker to ask; none runs"
+    holders = []
+    for info in workers:
+        status = WorkerProbe(info.name, info.url).status()
+        assert status is not None, f"expected {info.name} to answer its status"
+        loaded = [
+            m
+            for m in status.get("models", [])
+            if m.get("name") == model
+            and str(m.get("version")) == version
+            and m.get("state", "READY") == "READY"
+        ]
+        if loaded:
+            holders.append(info.name)
+    listed = [
         str(w.get("name"))
         for w in world.gateway.workers()
         if any(m.get("name") == model and str(m.get("version")) == version for m in w.get("models", []))
     ]
-    assert not holders, f"expected no worker to hold {model} version {version!r}; held by {holders}"
+    assert not holders and not listed, (
+        f"expected no worker to hold {model} version {version!r}; loaded on {holders}, listed on {listed}"
+    )
 
 
 @then(

@@ -279,7 +279,7 @@ def listed_again(world: World, seconds: float, worker: str) -> None:
     lists it healthy under an id it did not have before the cut."""
     old = _ids_at_cut.get(world, {}).get(worker, set())
     listed = poll(
-        lambda: [w for w in world.gateway.workers() if w.get("name") == worker and w.get("healthy", True)],
+        lambda: [w for w in world.gateway.workers() if w.get("name") == worker and w.get("healthy", False)],
         bool,
         timeout=seconds,
     )

@@ -115,6 +115,7 @@ def kill_busy_worker(world: World) -> None:
     request.worker_ids = {
         str(w.get("id")) for w in world.gateway.workers() if w.get("name") == request.worker
     }
+    assert request.worker_ids, f"expected the gateway to list {request.worker} before the kill; it does not"
     assert request.answered_at is None, "the long request was answered before the kill: make it longer"
     request.killed_at = time.time()
     code = world.kill_worker(request.worker)
@@ -162,7 +163,7 @@ def new_id(world: World) -> None:
     """A healthy registry entry for the restarted worker, under an id it did not have before the kill."""
     request = _request(world)
     listed = [
-        w for w in world.gateway.workers() if w.get("name") == request.worker and w.get("healthy", True)
+        w for w in world.gateway.workers() if w.get("name") == request.worker and w.get("healthy", False)
     ]
     ids = {str(w.get("id")) for w in listed}
     assert ids, f"expected the gateway to list {request.worker} healthy after its restart, it does not"

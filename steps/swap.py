@@ -78,7 +78,6 @@ def _admin_action(world: World, window: str, call: Callable[[], Answer]) -> None
     if load is not None:
         time.sleep(WINDOW_TAIL_S)  # the load keeps running through the window's tail
     world.mark(f"{window}_ended")
-    world.last_error = None if answer.ok else (answer.error or f"status {answer.status}")
     keep_answer(world, window, answer)
     if load is not None:
         load.wait_for_samples(len(load.samples()) + SAMPLES_AFTER_SWAP, timeout=60.0)
@@ -122,6 +121,7 @@ def action_succeeded(world: World, window: str, model: str) -> None:
         f"expected the {window} to succeed, the gateway answered {answer.status}: {answer.error}"
     )
     to_version = answer.body.get("to_version") if isinstance(answer.body, dict) else None
+    assert to_version is not None, f"the gateway's {window} answer does not say which version: {answer.body}"
     entries = [
         e for e in _audited(world, window, model) if (e.get("details") or {}).get("to_version") == to_version
     ]

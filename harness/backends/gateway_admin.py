@@ -21,7 +21,10 @@ class GatewayAdmin:
     def __init__(self, base_url: str, admin_token: str, timeout: float = 10.0) -> None:
         # one connection pool for all the polling, no TLS context built per poll
         self._http = httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=timeout
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {admin_token}"},
+            timeout=timeout,
+            trust_env=False,  # never through a proxy from the environment: the cluster is on this machine
         )
 
     def get(self, path: str) -> Any:

@@ -36,6 +36,9 @@ WORKER_POLL_INTERVAL = 0.05  # each poll is a request the (busy, booting) gatewa
 _SRC_ROOT = Path(sut.__file__).resolve().parent.parent  # so `python -m sut.*` imports this checkout
 
 
+_PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
+
 @dataclass(frozen=True)
 class WorkerLinks:
     advertise_url: str  # how the gateway reaches the worker
@@ -298,7 +301,8 @@ class LocalBackend(ClusterBackend):
         return self.workdir / "logs" / f"{name}.log"
 
     def _env(self, service: _Service) -> dict[str, str]:
-        env = dict(os.environ)
+        # Proxy variables are dropped: the services talk only to each other on 127.0.0.1.
+        env = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
         env.update(self.spec.env if self.spec else {})
         if service.kind in ("gateway", "trainer") and self.spec is not None:
             env["SUT_ADMIN_TOKEN"] = self.spec.admin_token

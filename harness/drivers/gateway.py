@@ -71,7 +71,8 @@ class GatewayClient:
         self.base_url = base_url.rstrip("/")
         self.admin_token = admin_token
         self.observations = observations
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        # trust_env=False: a proxy from the environment must never stand between us and the cluster
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
         self._admin_headers = {"Authorization": f"Bearer {admin_token}"}
 
     # -- V2 ---------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ class LoadProfile:
             raise ValueError("invalid load profile: " + "; ".join(problems))
 
 
-def _check_host(host: str) -> str:
+def check_host(host: str) -> str:
     """Only loopback: load must never leave the machine (see docs/architecture.md, network rule)."""
     parts = urlsplit(host)
     try:
@@ -158,7 +158,7 @@ class LoadRun:
     @classmethod
     def start(cls, host: str, profile: LoadProfile, workdir: Path) -> LoadRun:
         """Spawn Locust against ``host`` (http://127.0.0.1:PORT) and return at once."""
-        host = _check_host(host)
+        host = check_host(host)
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         rundir = Path(tempfile.mkdtemp(prefix="load-", dir=workdir))

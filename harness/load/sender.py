@@ -14,7 +14,7 @@ import httpx
 
 from harness import trace
 from harness.drivers.gateway import infer_body
-from harness.load.runner import _check_host
+from harness.load.runner import check_host
 from harness.observations import Observation
 
 
@@ -32,7 +32,7 @@ class InferSender:
     """A thread-safe HTTP client for ``POST /v2/models/{model}/infer`` with a pool as large as asked."""
 
     def __init__(self, base_url: str, *, connections: int, timeout: float = 10.0) -> None:
-        self.base_url = _check_host(base_url)
+        self.base_url = check_host(base_url)
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, limits=limits, trust_env=False)
 

@@ -14,7 +14,10 @@ class GatewayError(RuntimeError):
 class GatewayAdmin:
     def __init__(self, base_url: str, token: str, timeout: float = 30.0) -> None:
         self._http = httpx.Client(
-            base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            trust_env=False,  # the gateway is a peer in the same cluster, never behind a proxy
         )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
