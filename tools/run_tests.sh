@@ -77,12 +77,18 @@ if [ "$DOCKER" = 1 ]; then
   pytest --gherkin --backend docker \
     --junitxml=reports/features-docker.xml --cucumberjson=reports/features-docker.cucumber.json
 
-  step "nothing left behind"
+else
+  echo "(no Docker engine answers: the docker backend was not run)"
+fi
+
+step "nothing left behind"
+processes=$(pgrep -f -- '-m sut\.(gateway|worker|trainer)( |$)' | wc -l || true)
+echo "service processes left: $processes"
+[ "$processes" = 0 ]
+if [ "$DOCKER" = 1 ]; then
   containers=$(docker ps -aq --filter label=servingbdd.run | wc -l)
   networks=$(docker network ls -q --filter label=servingbdd.run | wc -l)
   echo "harness containers left: $containers, networks left: $networks"
   [ "$containers" = 0 ] && [ "$networks" = 0 ]
-else
-  echo "(no Docker engine answers: the docker backend was not run)"
 fi
 step "done"
