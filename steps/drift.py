@@ -56,6 +56,7 @@ class DriftState:
     rows_sent: int = 0
     sent_until: float = 0.0  # wall clock when the last one-shot batch was answered
     first_drifted_at: float | None = None
+    model: str | None = None  # the model the drifted traffic goes to
     figures: dict[str, Any] = field(default_factory=dict)
 
 
@@ -150,6 +151,7 @@ def keep_sending_drifted(world: World, feature: int, shift: float, model: str, l
     rows = _trainer_spec(world).window
     data = drifted(rows, distribution_shift=shift, feature=feature, seed=DRIFT_SEED)
     state.first_drifted_at = time.time()
+    state.model = model
     state.traffic.start(model, data, labels=labels, batch=BATCH_ROWS)
 
 
@@ -314,9 +316,13 @@ def catalog_parent(world: World, model: str, version: str, parent: str) -> None:
     "of the first drifted request",
 )
 def traffic_answered_by(world: World, version: str, seconds: float) -> None:
-    """The running traffic gets an answer from ``version``; the time since the first drifted request is
-    reported (and appended to ``reports/drift_retrain.jsonl``)."""
+    """The running traffic gets an answer from ``version``, and so does a request of our own through the
+    gateway; the time since the first drifted request is reported (and appended to
+    ``reports/drift_retrain.jsonl``)."""
     state = _state(world)
+    assert state.model is not None, (
+        "no drifted traffic was started (missing a 'When users keep sending' step?)"
+    )
     report = state.traffic.report
     _wait(
         f"an answer from version {version!r} to the labelled traffic",
@@ -329,6 +335,11 @@ def traffic_answered_by(world: World, version: str, seconds: float) -> None:
     elapsed = report.first_answer_at[version] - (state.first_drifted_at or report.first_sent_at or 0.0)
     assert elapsed <= seconds, (
         f"version {version!r} first answered {elapsed:.1f} s after the first drifted request"
+    )
+    own = world.gateway.infer(state.model)
+    assert own.ok and own.model_version == version, (
+        f"expected the gateway to answer {state.model} from version {version!r} now; it answered "
+        f"{own.status} from version {own.model_version!r}: {own.error}"
     )
     state.figures["time_to_new_version_s"] = round(elapsed, 3)
     print(f"first drifted request -> first answer from version {version}: {elapsed:.2f} s")
