@@ -7,6 +7,7 @@ module awaits, which also makes id assignment atomic under concurrent registrati
 from __future__ import annotations
 
 import itertools
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,10 @@ class WorkerRegistry:
         self.expiry_misses = expiry_misses
         self.workers: dict[str, Worker] = {}
         self._ids = itertools.count(1)
+        # Ids carry this gateway process's boot token: after a gateway restart the counter starts again,
+        # and a plain "w-1" could be handed to one worker while another still heartbeats as "w-1" (its
+        # heartbeats would then be taken for the new one's, and it would never register again).
+        self._boot = secrets.token_hex(3)
         self._rr = itertools.count()
 
     @property
@@ -77,7 +82,8 @@ class WorkerRegistry:
         return self.heartbeat_interval * self.expiry_misses
 
     def register(self, url: str, name: str, models: set[ModelKey]) -> Worker:
-        worker = Worker(id=f"w-{next(self._ids)}", url=url.rstrip("/"), name=name, models=set(models))
+        worker_id = f"w-{self._boot}-{next(self._ids)}"
+        worker = Worker(id=worker_id, url=url.rstrip("/"), name=name, models=set(models))
         self.workers[worker.id] = worker
         return worker
 

@@ -47,13 +47,16 @@ def test_a_worker_loading_past_its_limit_is_oom_killed_and_the_limit_is_lifted(
         assert limit is not None and limit.cgroup is not None and limit.cgroup.is_dir()
         assert not local_backend.oom_killed("worker-1")  # alive: no kill yet
 
+        worker_id = local_backend.worker_id("worker-1")
         answer = gateway.swap("demo", "big300")
         code = _wait_exit(local_backend, "worker-1")
 
         assert not answer.ok, f"the swap succeeded on a worker limited to 150 MB: {answer.body}"
         assert code == -signal.SIGKILL, f"expected the kernel's SIGKILL, exit code {code}"
         assert local_backend.oom_killed("worker-1"), f"no OOM kill counted in {limit.cgroup}"
-        assert "w-1" in (answer.error or ""), f"the gateway's error does not name the worker: {answer.error}"
+        assert worker_id and worker_id in (answer.error or ""), (
+            f"the gateway's error does not name the worker {worker_id}: {answer.error}"
+        )
     finally:
         gateway.close()
         local_backend.teardown()
