@@ -22,6 +22,10 @@ SAMPLES_AFTER_SWAP = 100
 #: ~0.1 s leaves enough requests in the window to judge a p99 honestly.
 WINDOW_TAIL_S = 1.0
 
+#: ... and opens this long before the request: the transition includes the old version's last answers,
+#: which with paced users (few requests in flight at any instant) may all end just before a ~10 ms swap.
+WINDOW_LEAD_S = 0.2
+
 
 def _register(world: World, model: str, version: str, artifact_uri: str) -> None:
     answer = world.gateway.register_version(model, artifact_uri, version=version)
@@ -68,12 +72,14 @@ def register_bad_version(world: World, model: str, version: str, problem: str) -
 
 
 def _admin_action(world: World, window: str, call: Callable[[], Answer]) -> None:
-    """Run an admin action (swap/rollback) as the window ``<window>``: from the request until
-    ``WINDOW_TAIL_S`` after the answer when a load runs; then gather samples for "after"."""
+    """Run an admin action (swap/rollback) as the window ``<window>``: under load, from ``WINDOW_LEAD_S``
+    before the request until ``WINDOW_TAIL_S`` after the answer; then gather samples for "after"."""
     load = world.load
     if load is not None:
         load.wait_for_samples(len(load.samples()) + 20, timeout=30.0)  # the load is flowing right now
     world.mark(f"{window}_started")
+    if load is not None:
+        world.marks[f"{window}_started"] -= WINDOW_LEAD_S
     answer = call()
     if load is not None:
         time.sleep(WINDOW_TAIL_S)  # the load keeps running through the window's tail
@@ -86,14 +92,14 @@ def _admin_action(world: World, window: str, call: Callable[[], Answer]) -> None
 @when('I swap {model:w} to version "{version}"', example='When I swap demo to version "2"')
 def swap(world: World, model: str, version: str) -> None:
     """Ask the gateway to hot-swap the model's production version. Under load, the ``swap`` window runs
-    from the request until 1 s after the gateway's answer."""
+    from 0.2 s before the request until 1 s after the gateway's answer."""
     _admin_action(world, "swap", lambda: world.gateway.swap(model, version))
 
 
 @when("I roll back {model:w}", example="When I roll back demo")
 def rollback(world: World, model: str) -> None:
     """Ask the gateway to roll the model back to its previous production version. Under load, the
-    ``rollback`` window runs from the request until 1 s after the gateway's answer."""
+    ``rollback`` window runs from 0.2 s before the request until 1 s after the gateway's answer."""
     _admin_action(world, "rollback", lambda: world.gateway.rollback(model))
 
 
