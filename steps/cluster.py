@@ -49,7 +49,9 @@ def demo_model_versions(world: World, versions: tuple[str, ...]) -> None:
     )
 
 
-def _start(world: World, workers: int, model: str, version: str, heartbeat: float = 1.0) -> None:
+def _start(
+    world: World, workers: int, model: str, version: str, heartbeat: float = 1.0, db: str = "sqlite"
+) -> None:
     artifact = world.artifacts.get((model, version))
     assert artifact is not None, (
         f"no artifact for {model} version {version!r}: add a step like "
@@ -58,6 +60,7 @@ def _start(world: World, workers: int, model: str, version: str, heartbeat: floa
     spec = ClusterSpec(
         workers=workers,
         heartbeat_interval=heartbeat,
+        db=db,
         artifact_root=artifact_root(world),
         preload=[(model, version, artifact.artifact_uri)],
         env=sut_env(),

@@ -17,13 +17,12 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from harness import trace
-from harness.backends.base import ClusterSpec
 from harness.drivers.gateway import AdminError, Answer
 from harness.steps_registry import given, then, when
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps._support import poll
-from steps.cluster import artifact_root, sut_env
+from steps.cluster import _start
 
 CATALOG_FILE = "catalog.db"
 BACKUP_FILE = "backups/catalog.db.backup"
@@ -104,21 +103,7 @@ def _mark_damage(world: World) -> None:
 )
 def cluster_with_postgres(world: World, workers: int, model: str, version: str) -> None:
     """Start a PostgreSQL server (harness-run, on a free port), then the cluster with its catalog there."""
-    artifact = world.artifacts.get((model, version))
-    assert artifact is not None, f"no artifact for {model} version {version!r}: build it first"
-    dsn = world.start_database()
-    spec = ClusterSpec(
-        workers=workers,
-        db=dsn,
-        artifact_root=artifact_root(world),
-        preload=[(model, version, artifact.artifact_uri)],
-        env=sut_env(),
-    )
-    world.start_cluster(spec)
-    ready = world.gateway.ready()
-    assert ready.ok, (
-        f"expected the gateway to be ready once the cluster started: {ready.status} {ready.error}"
-    )
+    _start(world, workers, model, version, db=world.start_database())
 
 
 @given("the catalog holds {count:d} models", example="Given the catalog holds 20 models")
