@@ -1,12 +1,15 @@
 """behave integration: the same step library and the same real cluster as ``pytest --gherkin``.
 
 ``features/environment.py`` re-exports the hooks below and ``features/steps/library.py`` calls
-:func:`register_steps`. Userdata: ``-D backend=local|docker|auto`` (default auto) and
-``-D step_trace=FILE`` (one JSON line per executed step, see :mod:`harness.trace`).
+:func:`register_steps`. Userdata: ``-D backend=local|docker|auto`` (default auto), ``-D target=NAME``
+(default reference), ``-D target_profile=FILE`` (an external deployment) and ``-D step_trace=FILE`` (one
+JSON line per executed step, see :mod:`harness.trace`).
 
-Each scenario gets its own :class:`harness.world.World` as ``context.world``; it is closed in
-``after_scenario`` whatever happened (behave also runs that hook after Ctrl-C; services that survive an
-abrupt exit are killed by :mod:`harness.processes`' atexit/signal handlers).
+Before anything starts, malformed feature files stop the run with ``file:line``. Each scenario gets its
+own :class:`harness.world.World` as ``context.world``; a scenario whose steps need a capability the target
+lacks is skipped with the reason. The World is closed in ``after_scenario`` whatever happened (behave also
+runs that hook after Ctrl-C; services that survive an abrupt exit are killed by :mod:`harness.processes`'
+atexit/signal handlers).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from harness import processes, trace
 from harness.log_tails import log_tails
 from harness.snippets import short_location, snippet, undefined_step_message
 from harness.steps_registry import CUSTOM_TYPES, StepDefinition, load_step_library
+from harness.targets.base import CapabilityMissing
 
 _RUN_STATE: dict[str, Any] = {}  # per behave process: trace writer, scratch root
 
@@ -42,7 +46,11 @@ def _behave_step(definition: StepDefinition) -> Callable[..., Any]:
             table = context.table
             values["datatable"] = [list(table.headings)] + [list(row.cells) for row in table.rows]
         context.servingbdd_definition = definition  # for the step trace
-        return func(world, **values)
+        try:
+            return func(world, **values)
+        except CapabilityMissing as exc:  # found at run time: a skip, as before the scenario
+            context.scenario.skip(str(exc))
+            return None
 
     step_impl.__name__ = step_impl.__qualname__ = func.__name__
     step_impl.__doc__ = func.__doc__
@@ -81,30 +89,64 @@ def _install_snippet_maker() -> None:
 # -- hooks --------------------------------------------------------------------------------------------
 def before_all(context: Any) -> None:
     from harness.backends.select import choose
+    from harness.targets import ProfileError, TargetError, resolve
 
     userdata = context.config.userdata
+    _check_feature_files(context)
+    try:
+        target = resolve(userdata.get("target", "auto"), userdata.get("target_profile"), rootdir=Path.cwd())
+    except (TargetError, ProfileError) as exc:
+        print(f"servingbdd: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    _RUN_STATE["target"] = target
+    print(f"target: {target.name} ({', '.join(sorted(target.capabilities))})", file=sys.stderr)
     backend = userdata.get("backend", "auto")
     _RUN_STATE["backend"] = backend
-    chosen, notice = choose(backend)
-    print(notice, file=sys.stderr)
-    if chosen == "docker":  # build missing images now, with progress, not inside the first scenario
-        from harness import offline_images
+    if target.needs_backend:
+        chosen, notice = choose(backend)
+        print(notice, file=sys.stderr)
+        if chosen == "docker":  # build missing images now, with progress, not inside the first scenario
+            from harness import offline_images
 
-        offline_images.prepare(lambda line: print(line, file=sys.stderr))
+            offline_images.prepare(lambda line: print(line, file=sys.stderr), target.images())
     trace_file = userdata.get("step_trace")
     _RUN_STATE["trace"] = trace.TraceWriter(Path(trace_file)) if trace_file else None
     _RUN_STATE["root"] = Path(tempfile.mkdtemp(prefix="servingbdd-behave-"))
     _RUN_STATE["count"] = 0
 
 
+def _check_feature_files(context: Any) -> None:
+    """Malformed feature files are hard errors (file:line), before any scenario runs."""
+    from harness.scenario_check import lint_feature
+
+    paths = [Path(p) for p in (context.config.paths or ["features"])]
+    files = sorted({f for p in paths for f in ([p] if p.is_file() else p.rglob("*.feature"))})
+    problems = [problem for f in files for problem in lint_feature(f, str(f))]
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        raise SystemExit(2)
+
+
 def before_scenario(context: Any, scenario: Any) -> None:
-    from harness.backends.select import make_backend
+    from harness.scenario_check import ScenarioStep, resolve_steps, skip_reason
     from harness.world import World
 
+    target = _RUN_STATE["target"]
+    steps = [
+        ScenarioStep(s.step_type, s.name, _location(s)) for s in [*scenario.background_steps, *scenario.steps]
+    ]
+    missing = resolve_steps(steps, load_step_library()).missing(target.capabilities)
+    if missing:
+        scenario.skip(skip_reason(target.name, missing))
+        return
     _RUN_STATE["count"] += 1
     workdir = _RUN_STATE["root"] / f"scenario-{_RUN_STATE['count']}"
-    backend = make_backend(_RUN_STATE["backend"], workdir / "cluster")
-    context.world = World(backend, workdir=workdir / "world")
+    backend = None
+    if target.needs_backend:
+        from harness.backends.select import make_backend
+
+        backend = make_backend(_RUN_STATE["backend"], workdir / "cluster")
+    context.world = World(backend, workdir=workdir / "world", target=target)
     context.add_cleanup(_close_world, context.world)  # runs even when a hook or a step blew up
 
 

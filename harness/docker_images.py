@@ -1,12 +1,13 @@
-"""Build the cluster's Docker images (gateway, worker), offline, and only when their inputs change.
+"""Build services' Docker images offline, and only when their inputs change.
 
-The build context is assembled in a temporary directory: the Dockerfile, the ``sut`` package source,
-``requirements.txt`` and ``wheels/``, a wheelhouse made on the host with ``pip download`` for the
-image's Python (3.11, manylinux x86_64). Nothing is downloaded during the build itself
-(``pip install --no-index``): the offline base image's Python cannot verify the package proxy's
-certificate, and there may be no registry at all.
+A target describes each image with an :class:`ImageRecipe`: a Dockerfile, the Python packages it needs
+and the source directories copied into it. The build context is assembled in a temporary directory: the
+Dockerfile, the sources, ``requirements.txt`` and ``wheels/``, a wheelhouse made on the host
+with ``pip download`` for the image's Python (3.11, manylinux x86_64). Nothing is downloaded during
+the build itself (``pip install --no-index``): the offline base image's Python cannot verify the
+package proxy's certificate, and there may be no registry at all.
 
-The tag carries a content hash of every input (Dockerfile, sut sources, requirements, base image id),
+The tag carries a content hash of every input (Dockerfile, sources, requirements, base image id),
 so an unchanged tree reuses the image and a second run starts in seconds.
 
 Environment:
@@ -36,23 +37,11 @@ from harness.backends.base import BackendError
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SUT_DIR = REPO_ROOT / "sut"
 DOCKER_DIR = REPO_ROOT / "fixtures" / "docker"
 OFFLINE_BASE_IMAGE = "servingbdd/base:bookworm-py311"
 REGISTRY_BASE_IMAGE = "python:3.11-slim"
 IMAGE_REPOSITORY = "servingbdd"
-KINDS = ("gateway", "worker")  # always needed; "trainer" only when a scenario asks for one
-KEEP_IMAGES = 4  # per kind: older builds (of older sut sources) are pruned
-
-# What each service imports at run time (see sut/gateway and sut/worker); no scikit-learn or onnx:
-# artifacts are built on the host and bind-mounted.
-_COMMON = ("fastapi", "uvicorn", "httpx", "numpy", "prometheus-client")
-RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {
-    "gateway": (*_COMMON, "psycopg[binary]"),  # psycopg: a PostgreSQL catalog is an option
-    "worker": (*_COMMON, "onnxruntime"),
-    # the drift monitor / retrainer: trains (scikit-learn), exports (skl2onnx, onnx), checks (onnxruntime)
-    "trainer": (*_COMMON, "onnxruntime", "scipy", "scikit-learn", "skl2onnx", "onnx"),
-}
+KEEP_IMAGES = 4  # per kind: older builds (of older sources) are pruned
 # The image's interpreter: Python 3.11 on Debian bookworm (glibc 2.36), x86_64.
 PYTHON_VERSION = "3.11"
 PLATFORMS = (*(f"manylinux_2_{minor}_x86_64" for minor in range(36, 16, -1)), "manylinux2014_x86_64")
@@ -66,6 +55,22 @@ class ImageBuildError(BackendError):
 
 
 @dataclass(frozen=True)
+class ImageRecipe:
+    """What an image is made of. ``packages`` without a version are pinned to the host's installed
+    version (what the tests use); ones with a specifier (``mlserver==1.7.1``) are taken as written."""
+
+    kind: str  # the image is tagged servingbdd/<kind>:<hash of the inputs>
+    dockerfile: Path
+    packages: tuple[str, ...]
+    sources: tuple[tuple[str, Path], ...] = ()  # (directory in the context, host directory)
+
+    def resolved_dockerfile(self) -> Path:
+        """The recipe's Dockerfile, or the file named by ``SERVINGBDD_DOCKERFILE_<KIND>``."""
+        override = os.environ.get(f"SERVINGBDD_DOCKERFILE_{self.kind.upper()}")
+        return Path(override) if override else self.dockerfile
+
+
+@dataclass(frozen=True)
 class BuiltImage:
     kind: str
     tag: str
@@ -73,10 +78,13 @@ class BuiltImage:
     seconds: float
 
 
-def requirements(kind: str) -> list[str]:
-    """Runtime requirements of ``kind``, pinned to the versions the host runs (what the tests use)."""
+def requirements(recipe: ImageRecipe) -> list[str]:
+    """The recipe's packages, each pinned to the version the host runs unless the recipe pins it."""
     pinned = []
-    for spec in RUNTIME_PACKAGES[kind]:
+    for spec in recipe.packages:
+        if re.search(r"[<>=!~;]", spec):
+            pinned.append(spec)
+            continue
         dist = spec.split("[", 1)[0]
         try:
             pinned.append(f"{spec}=={importlib.metadata.version(dist)}")
@@ -118,12 +126,6 @@ def wheelhouse(reqs: list[str], *, cache: Path | None = None) -> Path:
     return target
 
 
-def dockerfile_for(kind: str) -> Path:
-    """``fixtures/docker/Dockerfile.<kind>``, or the file named by ``SERVINGBDD_DOCKERFILE_<KIND>``."""
-    override = os.environ.get(f"SERVINGBDD_DOCKERFILE_{kind.upper()}")
-    return Path(override) if override else DOCKER_DIR / f"Dockerfile.{kind}"
-
-
 def resolve_base_image(client) -> str:
     """The env override, else the offline base image if built, else python:3.11-slim if present."""
     chosen = os.environ.get("SERVINGBDD_BASE_IMAGE")
@@ -140,44 +142,40 @@ def resolve_base_image(client) -> str:
     )
 
 
-def image_tag(kind: str, *, dockerfile: Path, reqs: list[str], base_image_id: str) -> str:
+def image_tag(recipe: ImageRecipe, *, dockerfile: Path, reqs: list[str], base_image_id: str) -> str:
     digest = hashlib.sha256()
+    kind = recipe.kind
     for part in (kind.encode(), dockerfile.read_bytes(), "\n".join(reqs).encode(), base_image_id.encode()):
         digest.update(_digest(part).encode())
-    for path in _sources(SUT_DIR):
-        digest.update(str(path.relative_to(SUT_DIR)).encode())
-        digest.update(_digest(_read(path)).encode())
+    for name, root in recipe.sources:
+        for path in _sources(root):
+            digest.update(f"{name}/{path.relative_to(root)}".encode())
+            digest.update(_digest(_read(path)).encode())
     return f"{IMAGE_REPOSITORY}/{kind}:{digest.hexdigest()[:16]}"
 
 
-def ensure_image(
-    kind: str, *, client=None, base_image: str | None = None, dockerfile: Path | None = None
-) -> BuiltImage:
-    """Return the tag of an up-to-date image for ``kind``, building it only if its inputs changed."""
+def ensure_image(recipe: ImageRecipe, *, client=None, base_image: str | None = None) -> BuiltImage:
+    """Return the tag of an up-to-date image for ``recipe``, building it only if its inputs changed."""
     client = client or _docker_client()
     started = time.monotonic()
+    kind = recipe.kind
     base = base_image or resolve_base_image(client)
-    dockerfile = dockerfile or dockerfile_for(kind)
+    dockerfile = recipe.resolved_dockerfile()
     if not dockerfile.exists():
         raise ImageBuildError(f"{kind} image: no Dockerfile at {dockerfile}")
-    reqs = requirements(kind)
+    reqs = requirements(recipe)
     base_id = _image_id(client, base) or f"pull:{base}"  # a pulled base: its name stands in for its id
-    tag = image_tag(kind, dockerfile=dockerfile, reqs=reqs, base_image_id=base_id)
+    tag = image_tag(recipe, dockerfile=dockerfile, reqs=reqs, base_image_id=base_id)
     if _image_id(client, tag):
         return BuiltImage(kind, tag, built=False, seconds=time.monotonic() - started)
     with tempfile.TemporaryDirectory(prefix=f"servingbdd-{kind}-context-") as tmp:
         context = Path(tmp)
-        assemble_context(context, dockerfile=dockerfile, reqs=reqs)
+        assemble_context(context, recipe=recipe, dockerfile=dockerfile, reqs=reqs)
         build_image(context, tag=tag, base_image=base, labels={"servingbdd.image": kind}, source=dockerfile)
     seconds = time.monotonic() - started
     log.info("built %s from %s on %s in %.1f s", tag, dockerfile, base, seconds)
     prune_old_images(client, kind)
     return BuiltImage(kind, tag, built=True, seconds=seconds)
-
-
-def ensure_images(*, client=None, base_image: str | None = None) -> dict[str, str]:
-    """Tags of the gateway and worker images, built if needed."""
-    return {kind: ensure_image(kind, client=client, base_image=base_image).tag for kind in KINDS}
 
 
 def prune_old_images(client, kind: str, keep: int = KEEP_IMAGES) -> None:
@@ -198,17 +196,18 @@ def prune_old_images(client, kind: str, keep: int = KEEP_IMAGES) -> None:
                 client.images.remove(tag, noprune=False)
 
 
-def assemble_context(context: Path, *, dockerfile: Path, reqs: list[str]) -> None:
+def assemble_context(context: Path, *, recipe: ImageRecipe, dockerfile: Path, reqs: list[str]) -> None:
     shutil.copyfile(dockerfile, context / "Dockerfile")
     (context / "requirements.txt").write_text("\n".join(reqs) + "\n")
     wheels = context / "wheels"
     wheels.mkdir()
     for wheel in wheelhouse(reqs).glob("*.whl"):
         _link_or_copy(wheel, wheels / wheel.name)
-    for path in _sources(SUT_DIR):
-        target = context / "sut" / path.relative_to(SUT_DIR)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(_read(path))
+    for name, root in recipe.sources:
+        for path in _sources(root):
+            target = context / name / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(_read(path))
 
 
 def build_image(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness import docker_images, postgres_container
-from harness.docker_images import ImageBuildError
+from harness.docker_images import ImageBuildError, ImageRecipe
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 #: image -> the tool that builds it offline
@@ -27,20 +27,21 @@ OFFLINE_IMAGES = {
 }
 
 
-def prepare(echo: Callable[[str], None]) -> None:
-    """Build whatever docker scenarios need and is missing; ``echo`` shows one line per stage."""
+def prepare(echo: Callable[[str], None], recipes: list[ImageRecipe]) -> None:
+    """Build whatever docker scenarios need and is missing (the base images, then ``recipes``); ``echo``
+    shows one line per stage."""
     client = docker_images._docker_client()
     for image, tool in OFFLINE_IMAGES.items():
         if image == docker_images.OFFLINE_BASE_IMAGE and os.environ.get("SERVINGBDD_BASE_IMAGE"):
             continue  # the user chose a base image (e.g. python:3.11-slim from a registry)
         if docker_images._image_id(client, image) is None:
             _run_tool(image, tool, echo)
-    for kind in (*docker_images.KINDS, "trainer"):  # the trainer's image too: drift scenarios use it
+    for recipe in recipes:
         started = time.monotonic()
-        echo(f"servingbdd: {kind} image: checking (built only when its inputs changed)")
-        built = docker_images.ensure_image(kind, client=client)
+        echo(f"servingbdd: {recipe.kind} image: checking (built only when its inputs changed)")
+        built = docker_images.ensure_image(recipe, client=client)
         if built.built:
-            echo(f"servingbdd: {kind} image: built {built.tag} in {time.monotonic() - started:.0f} s")
+            echo(f"servingbdd: {recipe.kind} image: built {built.tag} in {time.monotonic() - started:.0f} s")
 
 
 def _run_tool(image: str, tool: str, echo: Callable[[str], None]) -> None:

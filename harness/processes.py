@@ -8,7 +8,9 @@ registry remembers the live children and kills their whole groups
 * on SIGINT / SIGTERM, before chaining to the handler that was installed before ours, so that Ctrl-C
   still raises ``KeyboardInterrupt`` in pytest (and pytest then runs its teardown),
 
-so that no service outlives a run, even an interrupted one.
+so that no service outlives a run, even an interrupted one. A run that is SIGKILLed runs no handler:
+each spawned group is also written to a pidfile of the run (``$TMPDIR/servingbdd-services/``), and the
+next run's first spawn kills the groups of runs whose test process is gone (:func:`sweep_orphans`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -147,6 +150,60 @@ def _await_state(pid: int, reached: Callable[[str], bool], timeout: float = 2.0)
         time.sleep(0.002)
 
 
+PIDFILE_DIR = Path(tempfile.gettempdir()) / "servingbdd-services"
+_swept = False
+
+
+def _start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks): tells a reused pid from the original."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _pidfile() -> Path:
+    return PIDFILE_DIR / f"{_owner_pid}-{_start_time(_owner_pid)}.pids"
+
+
+def _record_pid(pid: int) -> None:
+    PIDFILE_DIR.mkdir(parents=True, exist_ok=True)
+    with _pidfile().open("a") as fh:
+        fh.write(f"{pid} {_start_time(pid)}\n")
+
+
+def sweep_orphans() -> int:
+    """Kill the process groups that runs which died without cleaning up (SIGKILL) left behind; return
+    how many were killed. A group counts only if its leader still has the start time recorded for it."""
+    killed = 0
+    for path in PIDFILE_DIR.glob("*.pids") if PIDFILE_DIR.is_dir() else []:
+        owner, _, started = path.stem.partition("-")
+        if owner.isdigit() and _start_time(int(owner)) == started:
+            continue  # that run is still alive
+        for line in path.read_text().splitlines():
+            pid, _, pid_started = line.partition(" ")
+            if pid.isdigit() and _start_time(int(pid)) == pid_started:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(int(pid), signal.SIGKILL)
+                    killed += 1
+        path.unlink(missing_ok=True)
+    return killed
+
+
+def group_rss(pgid: int) -> int:
+    """Resident memory (bytes) of every process in the process group ``pgid``, from /proc."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:  # field 5: the process group
+            total += int(fields[21]) * page  # field 24: rss in pages
+    return total
+
+
 def spawn(
     name: str,
     argv: Sequence[str],
@@ -156,7 +213,11 @@ def spawn(
     cwd: Path | None = None,
 ) -> ManagedProcess:
     """Start ``argv`` in a new session, stdout+stderr appended to ``log_path``; register it for cleanup."""
+    global _swept
     _install_signal_handlers()
+    if not _swept:
+        _swept = True
+        sweep_orphans()
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
@@ -170,6 +231,7 @@ def spawn(
             start_new_session=True,
         )
     proc = ManagedProcess(name, argv, popen, log_path)
+    _record_pid(proc.pid)
     with _registry_lock:
         _registry[proc.pid] = proc
     return proc
@@ -233,4 +295,10 @@ def _install_signal_handlers() -> None:
             _previous_handlers.pop(signum, None)
 
 
-atexit.register(kill_all)
+def _exit() -> None:
+    kill_all()
+    if os.getpid() == _owner_pid:
+        _pidfile().unlink(missing_ok=True)
+
+
+atexit.register(_exit)

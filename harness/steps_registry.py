@@ -1,23 +1,39 @@
 """The one step registry shared by pytest-bdd and behave.
 
-Step functions are written once with ``@given/@when/@then`` from this module. Each takes the
-scenario's :class:`harness.world.World` as its first argument and the values parsed from the
-step text (``parse`` patterns, e.g. ``{count:d}``) as keyword arguments. The runner adapters
-(:mod:`harness.pytest_plugin`, :mod:`harness.behave_env`) register every entry with their runner,
-and ``tools/stub_report.py`` and ``tools/step_docs.py`` read the same registry.
+Step functions are written once with ``@given/@when/@then`` from this module. Each takes the scenario's
+:class:`harness.world.World` as its first argument and the values parsed from the step text (``parse``
+patterns, e.g. ``{count:d}``) as keyword arguments, and names the target capabilities it needs
+(``needs=("admin",)``, see :data:`harness.targets.base.CAPABILITIES`): a scenario with a step its target
+cannot serve is skipped, naming the capability. The runner adapters (:mod:`harness.pytest_plugin`,
+:mod:`harness.behave_env`) register every entry with their runner; ``tools/stub_report.py`` and
+``tools/step_docs.py`` read the same registry.
+
+Step modules: the ``steps`` package of this project, plus the packages a project names in
+``[tool.servingbdd] steps = ["mysteps"]`` (its pyproject.toml), in ``SERVINGBDD_STEPS`` (comma-separated)
+or under the ``servingbdd.steps`` entry-point group. Registering the same pattern twice for the same
+keyword is an error at import time (like behave's ``AmbiguousStep``).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import inspect
-from collections.abc import Callable
+import os
+import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import parse
 
 #: Extra ``parse`` types usable in patterns, e.g. ``{names:NameList}``.
 CUSTOM_TYPES: dict[str, Callable[[str], Any]] = {}
+STEPS_ENTRY_POINT_GROUP = "servingbdd.steps"
+DEFAULT_PACKAGES = ("steps",)
 
 
 def parse_type(name: str) -> Callable[[Callable[[str], Any]], Callable[[str], Any]]:
@@ -30,13 +46,23 @@ def parse_type(name: str) -> Callable[[Callable[[str], Any]], Callable[[str], An
     return decorator
 
 
-@dataclass(frozen=True)
+class AmbiguousStep(ValueError):
+    """The same step pattern was registered twice for the same keyword."""
+
+
+@dataclass(frozen=True, eq=False)
 class StepDefinition:
-    keyword: str  # "given" | "when" | "then" | "step"
+    keyword: str  # "given" | "when" | "then"
     pattern: str
     func: Callable[..., Any]
     example: str | None = None
-    parser: parse.Parser = field(compare=False, repr=False, default=None)  # type: ignore[assignment]
+    needs: tuple[str, ...] = ()  # target capabilities the step uses
+    also: tuple[str, ...] = field(default=())  # other keywords the same pattern is registered under
+
+    @cached_property
+    def parser(self) -> parse.Parser:
+        """Compiled on first use (a suite of hundreds of steps imports fast)."""
+        return parse.compile(self.pattern, extra_types=CUSTOM_TYPES, case_sensitive=True)
 
     @property
     def location(self) -> str:
@@ -52,37 +78,103 @@ class StepDefinition:
         return None if result is None else dict(result.named)
 
 
-REGISTRY: list[StepDefinition] = []
+class StepRegistry:
+    """Step definitions in registration order."""
+
+    def __init__(self) -> None:
+        self.definitions: list[StepDefinition] = []
+        self._loaded: set[str] = set()
+
+    def add(
+        self,
+        keyword: str,
+        pattern: str,
+        func: Callable[..., Any],
+        *,
+        example: str | None,
+        needs: Iterable[str],
+    ) -> StepDefinition:
+        for existing in self.definitions:
+            if existing.keyword == keyword and existing.pattern == pattern and existing.func is not func:
+                raise AmbiguousStep(
+                    f"the {keyword} step {pattern!r} is defined twice: {existing.location} and "
+                    f"{func.__code__.co_filename}:{func.__code__.co_firstlineno}"
+                )
+        definition = StepDefinition(keyword, pattern, func, example, tuple(needs))
+        self.definitions.append(definition)
+        return definition
+
+    def decorator(
+        self, keyword: str, pattern: str, example: str | None, needs: Iterable[str]
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def register(func: Callable[..., Any]) -> Callable[..., Any]:
+            self.add(keyword, pattern, func, example=example, needs=needs)
+            return func
+
+        return register
+
+    def matching(self, keyword: str, text: str) -> list[tuple[StepDefinition, dict[str, Any]]]:
+        """Every definition of ``keyword`` that matches ``text``, with the values it parses."""
+        found = []
+        for definition in self.definitions:
+            if definition.keyword == keyword:
+                values = definition.match(text)
+                if values is not None:
+                    found.append((definition, values))
+        return found
+
+    def load(self, packages: Iterable[str] | None = None) -> list[StepDefinition]:
+        """Import the step packages (default: :func:`configured_packages`); each registers its steps."""
+        for name in packages if packages is not None else configured_packages():
+            if name not in self._loaded:
+                importlib.import_module(name)
+                self._loaded.add(name)
+        return self.definitions
 
 
-def _register(
-    keyword: str, pattern: str, example: str | None
+REGISTRY = StepRegistry()
+
+
+def given(
+    pattern: str, *, example: str | None = None, needs: Iterable[str] = ()
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-        parser = parse.compile(pattern, extra_types=CUSTOM_TYPES, case_sensitive=True)
-        REGISTRY.append(StepDefinition(keyword, pattern, func, example, parser))
-        return func
-
-    return decorator
+    """Register a Given step. ``example`` is shown in the step vocabulary doc (defaults to the pattern);
+    ``needs`` names the target capabilities it uses."""
+    return REGISTRY.decorator("given", pattern, example, needs)
 
 
-def given(pattern: str, *, example: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a Given step. ``example`` is shown in the step vocabulary doc (defaults to the pattern)."""
-    return _register("given", pattern, example)
-
-
-def when(pattern: str, *, example: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def when(
+    pattern: str, *, example: str | None = None, needs: Iterable[str] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a When step."""
-    return _register("when", pattern, example)
+    return REGISTRY.decorator("when", pattern, example, needs)
 
 
-def then(pattern: str, *, example: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def then(
+    pattern: str, *, example: str | None = None, needs: Iterable[str] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a Then step."""
-    return _register("then", pattern, example)
+    return REGISTRY.decorator("then", pattern, example, needs)
 
 
-def load_step_library() -> list[StepDefinition]:
-    """Import the ``steps`` package (which registers everything) and return the registry."""
-    import steps  # noqa: F401  (import registers the step definitions)
+def configured_packages(rootdir: Path | None = None) -> list[str]:
+    """``steps`` (when importable) plus the projects' own step packages, in order."""
+    names: list[str] = []
+    if importlib.util.find_spec("steps") is not None:
+        names.extend(DEFAULT_PACKAGES)
+    pyproject = (rootdir or Path.cwd()) / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError:
+            data = {}
+        configured = data.get("tool", {}).get("servingbdd", {}).get("steps", [])
+        names.extend(str(n) for n in configured if isinstance(n, str))
+    names.extend(n.strip() for n in os.environ.get("SERVINGBDD_STEPS", "").split(",") if n.strip())
+    names.extend(ep.value for ep in entry_points(group=STEPS_ENTRY_POINT_GROUP))
+    return list(dict.fromkeys(names))
 
-    return REGISTRY
+
+def load_step_library(packages: Iterable[str] | None = None) -> list[StepDefinition]:
+    """Import the configured step packages (which registers everything) and return the registry."""
+    return REGISTRY.load(packages)

@@ -1,9 +1,11 @@
 """The World: one per scenario, the only state steps share.
 
-It holds the cluster backend, the drivers that talk to the services, every recorded observation,
-named instants (``marks``) that delimit windows such as "during the swap", the running load, and a
-LIFO stack of undo actions (faults to heal, processes to stop) that :meth:`close` runs even when a
-step failed or the run was interrupted.
+It holds the target (the serving system under test: what it can do, its models), the backend it runs
+on (None for a deployment the harness did not start), the drivers that talk to the services, every
+recorded observation, named instants (``marks``) that delimit windows such as "during the swap", the
+running load, a typed :attr:`stash` for what steps hand each other, and a LIFO stack of undo actions
+(faults to heal, processes to stop) that :meth:`close` runs even when a step failed or the run was
+interrupted. Steps act on services only through the World's methods and drivers.
 """
 
 from __future__ import annotations
@@ -14,120 +16,219 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from _pytest.stash import Stash
+
 from harness import trace
-from harness.backends.base import BackendError, ClusterBackend, ClusterSpec, ServiceInfo
+from harness.backends.base import Backend, BackendError, ServiceInfo
 from harness.observations import Observations
+from harness.targets.base import CapabilityMissing, ModelSpec, Target, TargetError
 
 if TYPE_CHECKING:
     from harness.drivers.gateway import GatewayClient
     from harness.drivers.trainer import TrainerClient
+    from harness.drivers.v2 import V2Client
     from harness.faults.files import Corruption
     from harness.load.runner import LoadRun
-    from harness.postgres import PostgresServer
-    from harness.postgres_container import PostgresContainer
+    from harness.targets.reference import ClusterSpec, ReferenceTarget
 
 log = logging.getLogger(__name__)
 
+TargetFactory = Callable[["World"], Target]
+
 
 class World:
-    def __init__(self, backend: ClusterBackend, *, workdir: Path) -> None:
+    def __init__(
+        self, backend: Backend | None, *, workdir: Path, target: TargetFactory | None = None
+    ) -> None:
         self.backend = backend
         self.workdir = Path(workdir)  # scenario scratch space (artifacts, load samples, logs)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.spec: ClusterSpec | None = None
         self.observations = Observations()
         self.marks: dict[str, float] = {}
         self.load: LoadRun | None = None
         self.artifacts: dict[tuple[str, str], Any] = {}  # (model, version) -> fixtures Artifact
         self.answers: dict[str, Any] = {}  # the latest answer of each admin action ("swap", "rollback")
+        self.stash = Stash()  # typed keys (pytest.StashKey) for what steps hand each other
+        self.memory_limits: dict[str, tuple[int, str]] = {}  # service -> (bytes, mechanism used)
+        self.database: Any = None  # a harness-run catalog database server (start_database)
+        self._v2: V2Client | None = None
         self._gateway: GatewayClient | None = None
         self._trainer: TrainerClient | None = None
         self._undo: list[tuple[str, Callable[[], object]]] = []
-        self.memory_limits: dict[str, tuple[int, str]] = {}  # service -> (bytes, mechanism used)
-        # a harness-run catalog database (start_database): a host process, or a container (docker backend)
-        self.database: PostgresServer | PostgresContainer | None = None
+        if target is None:
+            from harness.targets.reference import ReferenceTarget
 
-    # -- cluster ----------------------------------------------------------------------------
+            target = ReferenceTarget
+        self.target: Target = target(self)
+        self.defer("release the target", self.target.teardown)
+
+    # -- capabilities ------------------------------------------------------------------------
+    def require(self, *capabilities: str) -> None:
+        """Raise :class:`CapabilityMissing` (the scenario is skipped) unless the target has them all."""
+        for capability in capabilities:
+            self.target.require(capability)
+
+    @property
+    def reference(self) -> ReferenceTarget:
+        """The reference cluster target (steps that need ``workers``, ``admin``, ``trainer`` ...)."""
+        from harness.targets.reference import ReferenceTarget
+
+        if not isinstance(self.target, ReferenceTarget):
+            raise CapabilityMissing(self.target.name, "workers")
+        return self.target
+
+    @property
+    def spec(self) -> ClusterSpec | None:
+        """The reference cluster's spec once started (None otherwise)."""
+        from harness.targets.reference import ReferenceTarget
+
+        return self.target.cluster.spec if isinstance(self.target, ReferenceTarget) else None
+
+    # -- models and serving ------------------------------------------------------------------
+    def model(self, name: str) -> ModelSpec:
+        return self.target.model(name)
+
+    def prepare_models(self, model: str, versions: tuple[str, ...]) -> None:
+        trace.touch("file", f"prepare {model} {versions}")
+        self.target.prepare_models(model, versions)
+
+    def serve(self, model: str, version: str, **options: Any) -> None:
+        """Start (or, for an external deployment, check) the target serving ``model`` ``version``."""
+        trace.touch("backend", f"serve {model} {version}")
+        self.target.serve(model, version, **options)
+
     def start_cluster(self, spec: ClusterSpec) -> None:
+        """Start the reference cluster as ``spec`` says (needs the ``workers`` capability)."""
+        self.require("workers")
         trace.touch("backend", "start")
-        self.spec = spec
-        self.defer("tear down the cluster", self.backend.teardown)
-        self.backend.start(spec)
+        self.reference.start_cluster(spec)
+
+    # -- drivers ---------------------------------------------------------------------------------
+    @property
+    def v2(self) -> V2Client:
+        """The V2 client for the target's front door; every inference answer is recorded."""
+        if self._v2 is None:
+            from harness.drivers.v2 import V2Client
+
+            self._v2 = V2Client(
+                self.target.inference_url,
+                models=self.model,
+                observations=self.observations,
+                headers=self.target.headers(),
+                verify=getattr(self.target, "verify", True),
+                timeout=getattr(self.target, "timeout", 10.0),
+            )
+            self.defer("close the V2 client", self._v2.close)
+        return self._v2
 
     @property
     def gateway(self) -> GatewayClient:
-        """The client for the cluster's front door; every call is recorded in ``observations``."""
+        """The reference gateway's client (V2 + admin API); needs the ``admin`` capability."""
+        self.require("admin")
         if self._gateway is None:
             from harness.drivers.gateway import GatewayClient
 
-            if self.spec is None:
-                raise RuntimeError(
+            if self.reference.cluster.spec is None:
+                raise TargetError(
                     "no cluster started in this scenario (missing a 'Given a cluster ...' step?)"
                 )
             self._gateway = GatewayClient(
-                self.backend.gateway_url, admin_token=self.spec.admin_token, observations=self.observations
+                self.target.inference_url,
+                admin_token=self.reference.admin_token,
+                models=self.model,
+                observations=self.observations,
             )
             self.defer("close the gateway client", self._gateway.close)
         return self._gateway
 
     @property
     def trainer(self) -> TrainerClient:
-        """The client for the cluster's trainer (drift verdicts, retraining runs); needs ``spec.trainer``."""
+        """The client for the cluster's trainer (drift verdicts, retraining runs)."""
+        self.require("trainer")
         if self._trainer is None:
             from harness.drivers.trainer import TrainerClient
 
             if self.spec is None or self.spec.trainer is None:
-                raise RuntimeError("no trainer in this scenario's cluster (start one with a trainer step)")
-            self._trainer = TrainerClient(self.backend.service("trainer").url)
+                raise TargetError("no trainer in this scenario's cluster (start one with a trainer step)")
+            self._trainer = TrainerClient(self._backend().url("trainer"))
             self.defer("close the trainer client", self._trainer.close)
         return self._trainer
 
     # -- lifecycle actions on services (each one touches the backend, for the stub report) ---------
-    def stop_worker(self, name: str, grace: float = 10.0) -> int | None:
+    def stop_service(self, name: str, grace: float = 10.0) -> int | None:
         """Graceful stop (SIGTERM, drain); the exit code."""
+        self.require("lifecycle")
         trace.touch("backend", f"stop {name}")
-        return self.backend.stop(name, grace=grace)
+        return self._backend().stop(name, grace=grace)
 
-    def kill_worker(self, name: str) -> int | None:
-        """SIGKILL; the exit code (-9 on the local backend)."""
+    def kill_service(self, name: str) -> int | None:
+        """SIGKILL; the exit code (-9 on the local backend, 137 on docker)."""
+        self.require("lifecycle")
         trace.touch("backend", f"kill {name}")
-        return self.backend.kill(name)
+        return self._backend().kill(name)
 
-    def restart_worker(self, name: str) -> None:
-        """A fresh process under the same name and address; returns once it has registered again."""
+    def restart_service(self, name: str) -> None:
+        """A fresh process under the same name and address; returns once the target says it is back
+        (a worker registered again, a gateway live again)."""
+        self.require("lifecycle")
         trace.touch("backend", f"restart {name}")
-        self.backend.restart(name)
+        self.target.restart(name)
 
     def pause(self, name: str) -> None:
         """Freeze a service (SIGSTOP / docker pause); resumed at teardown if a step does not."""
+        self.require("lifecycle")
         trace.touch("backend", f"pause {name}")
-        self.backend.pause(name)
-        self.defer(f"resume {name}", lambda: self.backend.resume(name))
+        backend = self._backend()
+        backend.pause(name)
+        self.defer(f"resume {name}", lambda: backend.resume(name))
 
     def resume(self, name: str) -> None:
         trace.touch("backend", f"resume {name}")
-        self.backend.resume(name)
+        self._backend().resume(name)
+
+    def service(self, name: str) -> ServiceInfo:
+        trace.touch("backend", f"service {name}")
+        return self._backend().service(name)
+
+    def exit_code(self, name: str) -> int | None:
+        trace.touch("backend", f"exit code {name}")
+        return self._backend().exit_code(name)
+
+    def process_left(self, name: str) -> bool:
+        """Whether anything of service ``name``'s last process (group) or container still runs."""
+        trace.touch("backend", f"leftovers of {name}")
+        backend = self._backend()
+        alive = getattr(backend, "process_group_alive", None)
+        return bool(alive(name)) if callable(alive) else backend.service(name).running
+
+    def memory_usage(self, name: str) -> int | None:
+        """Resident memory of a service, measured from outside it (bytes)."""
+        self.require("memory")
+        trace.touch("backend", f"memory of {name}")
+        return self._backend().memory_usage(name)
 
     # -- network faults between two services ("gateway", "worker-2"); healed at teardown ------------
     def partition(self, a: str, b: str) -> None:
         """Cut the link between ``a`` and ``b`` both ways (neither is told); healed at teardown."""
+        self.require("links")
         trace.touch("fault", f"partition {a} <-> {b}")
-        self._apply_fault(
-            lambda: self.backend.partition(a, b), f"heal {a} <-> {b}", lambda: self.backend.heal(a, b)
-        )
+        backend = self._backend()
+        self._apply_fault(lambda: backend.partition(a, b), f"heal {a} <-> {b}", lambda: backend.heal(a, b))
 
     def heal(self, a: str, b: str) -> None:
         """Undo every fault on the link between ``a`` and ``b`` (partition and latency)."""
         trace.touch("fault", f"heal {a} <-> {b}")
-        self.backend.heal(a, b)
+        self._backend().heal(a, b)
 
     def add_latency(self, a: str, b: str, ms: float, jitter_ms: float = 0.0) -> None:
         """Make every exchange on the connections ``a`` opens to ``b`` ``ms`` slower; removed at teardown."""
+        self.require("links")
         trace.touch("fault", f"latency {a} -> {b} +{ms:g} ms")
+        backend = self._backend()
         self._apply_fault(
-            lambda: self.backend.set_latency(a, b, ms / 1000.0, jitter_ms / 1000.0),
+            lambda: backend.set_latency(a, b, ms / 1000.0, jitter_ms / 1000.0),
             f"remove latency {a} -> {b}",
-            lambda: self.backend.set_latency(a, b, 0.0),
+            lambda: backend.set_latency(a, b, 0.0),
         )
 
     def _apply_fault(self, apply: Callable[[], object], description: str, undo: Callable[[], object]) -> None:
@@ -146,10 +247,9 @@ class World:
     def limit_memory(self, name: str, limit_bytes: int) -> str:
         """Hard memory limit on a service (also after a restart); the mechanism used, also kept in
         ``memory_limits`` so that steps and reports can say which one it was."""
+        self.require("memory")
         trace.touch("fault", f"memory limit {name} {limit_bytes} bytes")
-        mechanism = self.backend.limit_memory(name, limit_bytes)
-        if not isinstance(mechanism, str):  # a backend that does not say uses its own: docker's mem_limit
-            mechanism = self.backend.name
+        mechanism = self._backend().limit_memory(name, limit_bytes)
         self.memory_limits[name] = (limit_bytes, mechanism)
         self.defer(f"lift the memory limit of {name}", lambda: self._lift_memory_limit(name))
         return mechanism
@@ -157,16 +257,17 @@ class World:
     def _lift_memory_limit(self, name: str) -> None:
         if self.memory_limits.pop(name, None) is None:
             return
+        backend = self._backend()
         try:
-            self.backend.limit_memory(name, None)
+            backend.limit_memory(name, None)
         except BackendError:
-            if self.backend.exit_code(name) is None:  # a dead container holds no limit; a live one does
+            if backend.exit_code(name) is None:  # a dead container holds no limit; a live one does
                 raise
 
     def oom_killed(self, name: str) -> bool:
         """The kernel killed the service's current process for exceeding its memory limit."""
         trace.touch("backend", f"oom_killed {name}")
-        return self.backend.oom_killed(name)
+        return self._backend().oom_killed(name)
 
     # -- the catalog's storage: damaged files, a database server killed and restarted -----------------
     def corrupt_file(self, service: str, relative: str, mode: str = "header", seed: int = 0) -> Corruption:
@@ -175,27 +276,25 @@ class World:
         service's to detect and repair."""
         from harness.faults.files import corrupt_file
 
-        path = self.backend.data_file(service, relative)
+        self.require("catalog-db")
+        path = self._backend().data_file(service, relative)
         trace.touch("fault", f"corrupt {service}:{relative} ({mode})")
         if not path.is_file():
             raise BackendError(f"{service} has no file {relative!r} to corrupt (looked at {path})")
         return corrupt_file(path, mode=mode, seed=seed)
 
-    def start_database(self) -> str:
-        """Start a PostgreSQL server for the catalog; the DSN the gateway uses, for ``ClusterSpec.db``
-        (the harness's own is ``database.host_dsn``). A backend whose services cannot reach the host's
-        127.0.0.1 (docker) supplies one on its network (``database_server()``: a container); else
-        :mod:`harness.postgres` runs one on the host. Stopped and removed at teardown."""
-        trace.touch("backend", "start database")
-        server: PostgresServer | PostgresContainer
-        backend_server = getattr(self.backend, "database_server", None)
-        if callable(backend_server):
-            self.defer("tear down the cluster", self.backend.teardown)  # the server is on its network
-            server = backend_server()
-        else:
-            from harness.postgres import PostgresServer
+    def data_file(self, service: str, relative: str) -> Path:
+        trace.touch("file", f"{service}:{relative}")
+        return self._backend().data_file(service, relative)
 
-            server = PostgresServer()
+    def start_database(self) -> str:
+        """Start a PostgreSQL server for the catalog; the DSN the services use (the harness's own is
+        ``database.host_dsn``). Stopped and removed at teardown."""
+        self.require("catalog-db")
+        trace.touch("backend", "start database")
+        backend = self._backend()
+        server = backend.database_server()
+        self.defer("tear down the backend", backend.teardown)  # a database container is on its network
         self.defer("stop the database server", server.close)
         server.start()
         self.database = server
@@ -211,22 +310,34 @@ class World:
         trace.touch("backend", "restart database")
         self._database().start()
 
-    def _database(self) -> PostgresServer | PostgresContainer:
+    def _database(self) -> Any:
         if self.database is None:
-            raise RuntimeError("no database server in this scenario (missing a step that starts one?)")
+            raise TargetError("no database server in this scenario (missing a step that starts one?)")
         return self.database
 
-    def add_workers(self, count: int, *, wait: bool = True) -> list[str]:
+    # -- workers of the reference cluster ----------------------------------------------------------
+    def add_workers(self, count: int, *, wait: bool = True, boot_timeout: float | None = None) -> list[str]:
+        self.require("workers")
         trace.touch("backend", f"add {count} workers")
-        return self.backend.add_workers(count, wait=wait)
+        return self.reference.cluster.add_workers(count, wait=wait, boot_timeout=boot_timeout)
 
     def running_workers(self) -> list[ServiceInfo]:
+        self.require("workers")
         trace.touch("backend", "services")
-        return [s for s in self.backend.workers() if s.running]
+        return [s for s in self._backend().services() if s.kind == "worker" and s.running]
+
+    def worker_id(self, name: str) -> str | None:
+        """The id the gateway gave worker ``name`` at its last awaited registration."""
+        return self.reference.cluster.worker_id(name)
 
     def logs(self, name: str) -> str:
         trace.touch("backend", f"logs {name}")
-        return self.backend.logs(name)
+        return self._backend().logs(name)
+
+    def _backend(self) -> Backend:
+        if self.backend is None:
+            raise CapabilityMissing(self.target.name, "lifecycle")
+        return self.backend
 
     # -- time windows -----------------------------------------------------------------------
     def mark(self, name: str) -> float:
@@ -246,7 +357,10 @@ class World:
         self._undo.append((description, action))
 
     def close(self) -> list[str]:
-        """Run every undo action, newest first; return the ones that failed (never raises)."""
+        """Run every undo action, newest first, then tear the backend down; return the ones that failed
+        (never raises)."""
+        if self.backend is not None:
+            self._undo.insert(0, ("tear down the backend", self.backend.teardown))
         errors: list[str] = []
         while self._undo:
             description, action = self._undo.pop()

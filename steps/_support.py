@@ -1,12 +1,14 @@
-"""Small helpers shared by the step modules (polling, window selection, load samples)."""
+"""Small helpers shared by the step modules (window selection, load samples, judging outputs)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from harness import waiting
+from harness.drivers.v2 import Answer, request_inputs
 from harness.observations import Observation
+from harness.targets.base import TargetError, mismatches
 from harness.world import World
 
 T = TypeVar("T")
@@ -21,12 +23,29 @@ def is_inference(obs: Observation) -> bool:
 
 def poll(probe: Callable[[], T], done: Callable[[T], bool], timeout: float, interval: float = 0.1) -> T:
     """Call ``probe`` (which asks a service) until ``done(result)`` or ``timeout``; return the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if done(result) or time.monotonic() >= deadline:
-            return result
-        time.sleep(interval)
+    return waiting.poll(probe, done, timeout=timeout, interval=interval)
+
+
+def wrong_outputs(world: World, model: str, answer: Answer, version: str | None = None) -> str | None:
+    """Why ``answer``'s outputs are not what ``version`` (default: the version the answer names) computes
+    for the request's inputs; None when they are, or when the target cannot know the right answers."""
+    spec = world.model(model)
+    label = version or answer.model_version
+    if spec.expected is None or label is None or answer.request is None:
+        return None
+    inputs = request_inputs(answer.request)
+    try:
+        expected = spec.expected(label, inputs)
+    except (KeyError, TargetError):
+        return None
+    problems = mismatches(expected, answer.outputs, spec.tolerance)
+    if not problems:
+        return None
+    request_id = answer.request.get("id")
+    return (
+        f"request {request_id} answered as {model} version {answer.model_version!r} did not compute what "
+        f"version {label!r} computes: {'; '.join(problems)} (input {inputs}, outputs {answer.outputs})"
+    )
 
 
 def finish_load(world: World) -> None:

@@ -32,8 +32,16 @@ def _victims(world: World, count: int) -> list[ServiceInfo]:
     return running[:count]  # the oldest ones: the original worker goes too
 
 
-@given("{count:d} more workers start at the same time", example="Given 3 more workers start at the same time")
-@when("{count:d} more workers start at the same time", example="When 4 more workers start at the same time")
+@given(
+    "{count:d} more workers start at the same time",
+    example="Given 3 more workers start at the same time",
+    needs=("workers",),
+)
+@when(
+    "{count:d} more workers start at the same time",
+    example="When 4 more workers start at the same time",
+    needs=("workers",),
+)
 def add_workers(world: World, count: int) -> None:
     """Start ``count`` worker processes concurrently; returns once each has registered with the gateway."""
     before = {w.name for w in world.running_workers()}
@@ -45,19 +53,23 @@ def add_workers(world: World, count: int) -> None:
     )
 
 
-@when("{count:WorkersAre} stopped gracefully", example="When 2 workers are stopped gracefully")
+@when(
+    "{count:WorkersAre} stopped gracefully",
+    example="When 2 workers are stopped gracefully",
+    needs=("workers", "lifecycle"),
+)
 def stop_workers(world: World, count: int) -> None:
     """SIGTERM the oldest ``count`` workers (they drain and deregister); each must exit with code 0."""
     for info in _victims(world, count):
-        code = world.stop_worker(info.name, grace=STOP_GRACE_S)
+        code = world.stop_service(info.name, grace=STOP_GRACE_S)
         assert code == 0, f"expected {info.name} to exit 0 after a graceful stop, it exited with {code}"
 
 
-@when("{count:WorkersAre} killed", example="When 1 worker is killed")
+@when("{count:WorkersAre} killed", example="When 1 worker is killed", needs=("workers", "lifecycle"))
 def kill_workers(world: World, count: int) -> None:
     """SIGKILL the oldest ``count`` workers (no deregistration: the gateway must expire them)."""
     for info in _victims(world, count):
-        code = world.kill_worker(info.name)
+        code = world.kill_service(info.name)
         assert code is not None, (
             f"expected {info.name} to be dead after SIGKILL, the backend says it still runs"
         )
@@ -67,7 +79,7 @@ def _listed(world: World) -> list[dict]:
     return world.gateway.workers()
 
 
-@then("the gateway lists {count:Workers}", example="Then the gateway lists 5 workers")
+@then("the gateway lists {count:Workers}", example="Then the gateway lists 5 workers", needs=("admin",))
 def gateway_lists(world: World, count: int) -> None:
     """The admin API lists exactly ``count`` registered workers right now."""
     listed = _listed(world)
@@ -80,6 +92,7 @@ def gateway_lists(world: World, count: int) -> None:
 @then(
     "within {seconds:g} seconds the gateway lists {count:Workers}",
     example="Then within 3 seconds the gateway lists 2 workers",
+    needs=("admin",),
 )
 def gateway_lists_within(world: World, seconds: float, count: int) -> None:
     """Poll the admin API until it lists exactly ``count`` workers, for at most ``seconds``."""
@@ -90,7 +103,9 @@ def gateway_lists_within(world: World, seconds: float, count: int) -> None:
     )
 
 
-@then("every listed worker has its own id", example="Then every listed worker has its own id")
+@then(
+    "every listed worker has its own id", example="Then every listed worker has its own id", needs=("admin",)
+)
 def unique_ids(world: World) -> None:
     """No two workers in the gateway's registry share an id (or an address)."""
     listed = _listed(world)
@@ -108,6 +123,7 @@ def unique_ids(world: World) -> None:
 @then(
     "the gateway's registry matches the running workers",
     example="Then the gateway's registry matches the running workers",
+    needs=("admin", "workers"),
 )
 def registry_matches(world: World) -> None:
     """The workers the gateway lists are exactly the worker processes that run (no orphans, none missing)."""

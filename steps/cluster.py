@@ -1,92 +1,81 @@
-"""Steps that build model artifacts and start the cluster."""
+"""Steps that prepare model versions and start what serves them."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from typing import Any
 
-from fixtures.models import demo_versions
-from harness import trace
-from harness.backends.base import ClusterSpec
 from harness.steps_registry import given
+from harness.targets.reference import ClusterSpec
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 
-#: Prepended to the services' PYTHONPATH: a directory holding a ``sitecustomize.py`` that patches the
-#: reference cluster at start-up (``tests/mutants/<name>/``), used to prove that the features can fail.
-SUT_PYTHONPATH_ENV = "HARNESS_SUT_PYTHONPATH"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
-
-def sut_env() -> dict[str, str]:
-    """Environment for the services: the mutant directory from ``HARNESS_SUT_PYTHONPATH``, if set."""
-    extra = os.environ.get(SUT_PYTHONPATH_ENV, "").strip()
-    if not extra:
-        return {}
-    parts = [extra, str(REPO_ROOT)]
-    if os.environ.get("PYTHONPATH"):
-        parts.append(os.environ["PYTHONPATH"])
-    return {"PYTHONPATH": os.pathsep.join(parts)}
-
-
-def artifact_root(world: World) -> Path:
-    return world.workdir / "artifacts"
+@given(
+    "the {model:w} model with versions {versions:Versions}",
+    example='Given the demo model with versions "1" and "2"',
+)
+def model_versions(world: World, model: str, versions: tuple[str, ...]) -> None:
+    """Make the model's versions available to serve: the reference cluster builds real ONNX artifacts
+    (one per version) in the scenario's artifact root; another target builds its own artifacts, or (an
+    external deployment) must declare them in its profile."""
+    world.prepare_models(model, versions)
+    spec = world.model(model)
+    missing = [v for v in versions if v not in spec.versions]
+    assert not missing, f"expected {model} versions {list(versions)} to be available, missing {missing}"
 
 
 @given(
-    "the demo model with versions {versions:Versions}",
-    example='Given the demo model with versions "1" and "2"',
+    'the target serves {model:w} version "{version}"',
+    example='Given the target serves demo version "1"',
 )
-def demo_model_versions(world: World, versions: tuple[str, ...]) -> None:
-    """Build real ONNX artifacts of the demo model (one per version) in the scenario's artifact root."""
-    trace.touch("file", f"build demo {versions}")
-    for version, artifact in demo_versions(artifact_root(world), versions).items():
-        world.artifacts[("demo", version)] = artifact
-    built = sorted(v for (m, v) in world.artifacts if m == "demo")
-    missing = [v for v in versions if not (artifact_root(world) / "demo" / v / "model.onnx").is_file()]
-    assert not missing, (
-        f"expected artifacts for demo versions {versions} on disk, missing {missing} (built {built})"
-    )
+def target_serves(world: World, model: str, version: str) -> None:
+    """Start the target serving the model with ``version`` loaded (the reference cluster: a gateway and one
+    worker; MLServer: one server), or check that an external deployment does; then it must say it is
+    ready and that the model version is ready."""
+    world.serve(model, version)
+    ready = world.v2.ready()
+    assert ready.ok, f"expected the server to be ready once it serves {model}, it answered {ready.status}"
 
 
-def _start(
-    world: World, workers: int, model: str, version: str, heartbeat: float = 1.0, db: str = "sqlite"
-) -> None:
+def start_cluster(world: World, workers: int, model: str, version: str, **options: Any) -> None:
+    """A reference cluster of ``workers`` workers with ``model`` ``version`` in production; ``options`` are
+    :class:`ClusterSpec` fields (heartbeat_interval, upstream_timeout, fault_links, db, trainer, ...)."""
+    world.require("workers")
     artifact = world.artifacts.get((model, version))
     assert artifact is not None, (
         f"no artifact for {model} version {version!r}: add a step like "
-        f"'Given the demo model with versions \"{version}\"' before starting the cluster"
+        f"'Given the {model} model with versions \"{version}\"' before starting the cluster"
     )
     spec = ClusterSpec(
         workers=workers,
-        heartbeat_interval=heartbeat,
-        db=db,
-        artifact_root=artifact_root(world),
+        artifact_root=world.reference.artifact_root,
         preload=[(model, version, artifact.artifact_uri)],
-        env=sut_env(),
+        **options,
     )
     world.start_cluster(spec)
-    ready = world.gateway.ready()
+    ready = world.v2.ready()
     assert ready.ok, (
-        f"expected the gateway to be ready once the cluster started, "
-        f"it answered {ready.status}: {ready.error}"
+        f"expected the gateway to be ready once the cluster started, it answered {ready.status}: "
+        f"{ready.error}"
     )
 
 
 @given(
     'a cluster with {workers:Workers} serving {model:w} version "{version}"',
     example='Given a cluster with 2 workers serving demo version "1"',
+    needs=("workers",),
 )
 def cluster_serving(world: World, workers: int, model: str, version: str) -> None:
     """Start a gateway and ``workers`` workers; ``model`` ``version`` is registered and becomes production."""
-    _start(world, workers, model, version)
+    start_cluster(world, workers, model, version)
 
 
 @given(
     'a cluster with {workers:Workers} serving {model:w} version "{version}" '
     "and a heartbeat every {seconds:g} seconds",
     example='Given a cluster with 1 worker serving demo version "1" and a heartbeat every 0.3 seconds',
+    needs=("workers",),
 )
 def cluster_serving_heartbeat(world: World, workers: int, model: str, version: str, seconds: float) -> None:
     """Like the cluster step, with a short heartbeat interval so that expiry happens within a scenario."""
-    _start(world, workers, model, version, heartbeat=seconds)
+    start_cluster(world, workers, model, version, heartbeat_interval=seconds)

@@ -24,6 +24,7 @@ _bursts: WeakKeyDictionary[World, tuple[list[Sent], str, int | None]] = WeakKeyD
 @given(
     "{count:d} more workers start while the gateway is paused",
     example="Given 50 more workers start while the gateway is paused",
+    needs=("workers", "lifecycle"),
 )
 def workers_start_while_gateway_paused(world: World, count: int) -> None:
     """Freeze the gateway (SIGSTOP / docker pause), start ``count`` real worker processes and wait until each
@@ -31,16 +32,8 @@ def workers_start_while_gateway_paused(world: World, count: int) -> None:
     when it resumes their registrations all reach it at the same moment."""
     world.pause("gateway")
     world.mark("gateway_paused")
-    # Booting dozens of workers at once on a small machine takes longer than a backend's usual wait for one
-    # service to come up (the docker backend waits for each container's liveness while launching it).
-    usual = getattr(world.backend, "startup_timeout", None)
-    if usual is not None:
-        world.backend.startup_timeout = max(usual, BOOT_TIMEOUT_S)  # type: ignore[attr-defined]
-    try:
-        names = set(world.add_workers(count, wait=False))
-    finally:
-        if usual is not None:
-            world.backend.startup_timeout = usual  # type: ignore[attr-defined]
+    # Booting dozens of workers at once on a small machine takes longer than the usual wait for one.
+    names = set(world.add_workers(count, wait=False, boot_timeout=BOOT_TIMEOUT_S))
     pending = {w.name: WorkerProbe(w.name, w.url) for w in world.running_workers() if w.name in names}
     deadline = time.monotonic() + BOOT_TIMEOUT_S
     while pending and time.monotonic() < deadline:
@@ -62,6 +55,7 @@ def workers_start_while_gateway_paused(world: World, count: int) -> None:
 @when(
     "the gateway resumes and the waiting workers register at once",
     example="When the gateway resumes and the waiting workers register at once",
+    needs=("lifecycle",),
 )
 def gateway_resumes(world: World) -> None:
     """Resume the frozen gateway: the queued registrations of every waiting worker arrive together."""
@@ -72,6 +66,7 @@ def gateway_resumes(world: World) -> None:
 @then(
     "the registry stays unchanged for {beats:d} heartbeat intervals",
     example="Then the registry stays unchanged for 3 heartbeat intervals",
+    needs=("admin",),
 )
 def registry_stable(world: World, beats: int) -> None:
     """The same workers under the same ids before and after ``beats`` heartbeat intervals: no entry was
@@ -113,7 +108,7 @@ def burst(world: World, count: int, model: str) -> None:
     run = uuid.uuid4().hex[:6]
     ids = [f"burst-{run}-{i:04d}" for i in range(count)]
     world.mark("burst_started")
-    sent = send_burst(world.backend.gateway_url, model, ids)
+    sent = send_burst(world.v2, model, ids)
     world.mark("burst_ended")
     world.observations.extend(s.observation for s in sent)
     _bursts[world] = (sent, model, served_before)

@@ -22,7 +22,7 @@ from harness.steps_registry import given, then, when
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps._support import poll
-from steps.cluster import _start
+from steps.cluster import start_cluster
 
 CATALOG_FILE = "catalog.db"
 BACKUP_FILE = "backups/catalog.db.backup"
@@ -100,13 +100,18 @@ def _mark_damage(world: World) -> None:
     'a cluster with {workers:Workers} serving {model:w} version "{version}" '
     "with its catalog in a PostgreSQL server",
     example='Given a cluster with 1 worker serving demo version "1" with its catalog in a PostgreSQL server',
+    needs=("catalog-db", "admin"),
 )
 def cluster_with_postgres(world: World, workers: int, model: str, version: str) -> None:
     """Start a PostgreSQL server (harness-run, on a free port), then the cluster with its catalog there."""
-    _start(world, workers, model, version, db=world.start_database())
+    start_cluster(world, workers, model, version, db=world.start_database())
 
 
-@given("the catalog holds {count:d} models", example="Given the catalog holds 20 models")
+@given(
+    "the catalog holds {count:d} models",
+    example="Given the catalog holds 20 models",
+    needs=("catalog-db", "admin"),
+)
 def catalog_holds(world: World, count: int) -> None:
     """Register models until the catalog lists ``count`` of them (each with version "1"); every
     registration must be acknowledged."""
@@ -120,7 +125,11 @@ def catalog_holds(world: World, count: int) -> None:
     assert len(names) == count, f"expected the catalog to list {count} models, it lists {len(names)}"
 
 
-@given("the gateway has backed up its catalog", example="Given the gateway has backed up its catalog")
+@given(
+    "the gateway has backed up its catalog",
+    example="Given the gateway has backed up its catalog",
+    needs=("catalog-db", "admin"),
+)
 def backed_up(world: World) -> None:
     """Wait (up to 10 s) until the gateway reports a backup of its catalog database (it takes one shortly
     after writes; what came after the backup is replayed from memory on recovery)."""
@@ -139,6 +148,7 @@ def backed_up(world: World) -> None:
 @when(
     "the catalog database file is damaged by overwriting {what}",
     example="When the catalog database file is damaged by overwriting its header",
+    needs=("catalog-db", "admin"),
 )
 def damage_file(world: World, what: str) -> None:
     """Overwrite, in place, "its header" (the first 100 bytes) or "N of its pages" (random 4 KiB pages)
@@ -150,7 +160,7 @@ def damage_file(world: World, what: str) -> None:
     elif pages:
         from harness.faults.files import corrupt_file
 
-        path = world.backend.data_file("gateway", CATALOG_FILE)
+        path = world.data_file("gateway", CATALOG_FILE)
         trace.touch("fault", f"corrupt gateway:{CATALOG_FILE} ({pages.group(1)} pages)")
         corrupt_file(path, mode="pages", pages=int(pages.group(1)), seed=5)
     else:
@@ -160,6 +170,7 @@ def damage_file(world: World, what: str) -> None:
 @when(
     "the catalog database file and its backup are both damaged",
     example="When the catalog database file and its backup are both damaged",
+    needs=("catalog-db", "admin"),
 )
 def damage_file_and_backup(world: World) -> None:
     """Overwrite the header of the backup first, then of the live file: no good backup is left."""
@@ -171,6 +182,7 @@ def damage_file_and_backup(world: World) -> None:
 @when(
     "new models are registered continuously while the catalog database file is damaged twice",
     example="When new models are registered continuously while the catalog database file is damaged twice",
+    needs=("catalog-db", "admin"),
 )
 def register_during_damage(world: World) -> None:
     """One client registers new models back to back for 2 s; meanwhile 3 pages, then the header, of the
@@ -199,36 +211,47 @@ def register_during_damage(world: World) -> None:
     ledger.last_batch = batch
 
 
-@when("I register {count:d} more models", example="When I register 3 more models")
+@when(
+    "I register {count:d} more models", example="When I register 3 more models", needs=("catalog-db", "admin")
+)
 def register_more(world: World, count: int) -> None:
     """Register ``count`` new models (version "1" each); the answers are judged by later steps."""
     _register_models(world, count)
 
 
-@when("the catalog database server is killed", example="When the catalog database server is killed")
+@when(
+    "the catalog database server is killed",
+    example="When the catalog database server is killed",
+    needs=("catalog-db", "admin"),
+)
 def kill_database(world: World) -> None:
     """SIGKILL the PostgreSQL server holding the catalog (postmaster and backends), as a crash would."""
     _mark_damage(world)
     world.kill_database()
 
 
-@when("the catalog database server is restarted", example="When the catalog database server is restarted")
+@when(
+    "the catalog database server is restarted",
+    example="When the catalog database server is restarted",
+    needs=("catalog-db", "admin"),
+)
 def restart_database(world: World) -> None:
     """Start the killed PostgreSQL server again, same port and data; returns once it accepts connections."""
     world.restart_database()
     world.mark("database_restarted")
 
 
-@when("the gateway is restarted", example="When the gateway is restarted")
+@when("the gateway is restarted", example="When the gateway is restarted", needs=("catalog-db", "admin"))
 def restart_gateway(world: World) -> None:
     """Kill the gateway and start it again: its catalog then comes from the database alone."""
-    world.restart_worker("gateway")
+    world.restart_service("gateway")
 
 
 # -- Then -------------------------------------------------------------------------------------------
 @then(
     "within {seconds:g} seconds the gateway reports its catalog database {word:w}",
     example="Then within 5 seconds the gateway reports its catalog database corrupt",
+    needs=("catalog-db", "admin"),
 )
 def reports_problem(world: World, seconds: float, word: str) -> None:
     """The admin status shows a catalog problem detected after the damage (it may be repaired already),
@@ -256,6 +279,7 @@ def reports_problem(world: World, seconds: float, word: str) -> None:
 @then(
     "within {seconds:g} seconds the gateway has repaired its catalog database",
     example="Then within 10 seconds the gateway has repaired its catalog database",
+    needs=("catalog-db", "admin"),
 )
 def repaired(world: World, seconds: float) -> None:
     """The admin status shows the catalog database sound again after one more recovery than before."""
@@ -276,6 +300,7 @@ def repaired(world: World, seconds: float) -> None:
 @then(
     "within {seconds:g} seconds the gateway finds its catalog database sound",
     example="Then within 5 seconds the gateway finds its catalog database sound",
+    needs=("catalog-db", "admin"),
 )
 def sound(world: World, seconds: float) -> None:
     """A check of the catalog database that started after the damage ended found it sound (damage that
@@ -293,6 +318,7 @@ def sound(world: World, seconds: float) -> None:
 @then(
     "the gateway says it restored its last backup",
     example="Then the gateway says it restored its last backup",
+    needs=("catalog-db", "admin"),
 )
 def restored_backup(world: World) -> None:
     """The last recovery restored the backup (and replayed from memory what came after it)."""
@@ -305,6 +331,7 @@ def restored_backup(world: World) -> None:
 @then(
     "the gateway says it rebuilt its catalog from memory",
     example="Then the gateway says it rebuilt its catalog from memory",
+    needs=("catalog-db", "admin"),
 )
 def rebuilt(world: World) -> None:
     """The last recovery found no good backup and rebuilt the database from the in-memory catalog."""
@@ -317,6 +344,7 @@ def rebuilt(world: World) -> None:
 @then(
     "the catalog lists every model whose registration was acknowledged",
     example="Then the catalog lists every model whose registration was acknowledged",
+    needs=("catalog-db", "admin"),
 )
 def lists_acknowledged(world: World) -> None:
     """Every (model, version) the gateway answered 201 for in this scenario is listed, none is missing."""
@@ -333,6 +361,7 @@ def lists_acknowledged(world: World) -> None:
 @then(
     "no refused registration is listed",
     example="Then no refused registration is listed",
+    needs=("catalog-db", "admin"),
 )
 def refused_not_listed(world: World) -> None:
     """A registration the gateway refused was not made: the catalog does not list it."""
@@ -341,7 +370,11 @@ def refused_not_listed(world: World) -> None:
     assert not slipped, f"expected no refused registration in the catalog, it lists {slipped[:5]}"
 
 
-@then("every registration was acknowledged", example="Then every registration was acknowledged")
+@then(
+    "every registration was acknowledged",
+    example="Then every registration was acknowledged",
+    needs=("catalog-db", "admin"),
+)
 def all_acknowledged(world: World) -> None:
     """Each registration of the last batch was answered 201, and the catalog lists it."""
     batch = _ledger(world).last_batch
@@ -357,6 +390,7 @@ def all_acknowledged(world: World) -> None:
 @then(
     "every registration was refused because the catalog database is {word:w}",
     example="Then every registration was refused because the catalog database is unavailable",
+    needs=("catalog-db", "admin"),
 )
 def all_refused(world: World, word: str) -> None:
     """Each registration of the last batch was answered 503 with an error saying why, and the catalog
@@ -376,6 +410,7 @@ def all_refused(world: World, word: str) -> None:
 @then(
     "every registration was acknowledged or refused saying the catalog database is {word:w}",
     example="Then every registration was acknowledged or refused saying the catalog database is corrupt",
+    needs=("catalog-db", "admin"),
 )
 def acknowledged_or_refused(world: World, word: str) -> None:
     """Each registration of the last batch got an answer: 201, or 503 saying what is wrong (never a hang,

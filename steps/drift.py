@@ -21,12 +21,12 @@ import parse
 
 from fixtures.data import baseline, drifted
 from harness import trace
-from harness.backends.base import ClusterSpec, TrainerSpec
 from harness.drivers.traffic import TrafficDriver, TrafficReport
 from harness.steps_registry import given, parse_type, then, when
+from harness.targets.reference import TrainerSpec
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
-from steps.cluster import artifact_root, sut_env
+from steps.cluster import start_cluster
 
 #: Rows per infer request; the trainer's window and minimum window are multiples of it.
 BATCH_ROWS = 50
@@ -66,7 +66,7 @@ _states: WeakKeyDictionary[World, DriftState] = WeakKeyDictionary()
 def _state(world: World) -> DriftState:
     state = _states.get(world)
     if state is None:
-        traffic = TrafficDriver(world.backend.gateway_url, world.observations)
+        traffic = TrafficDriver(world.target.inference_url, world.observations)
         world.defer("stop the labelled traffic", traffic.close)
         state = _states[world] = DriftState(traffic)
     return state
@@ -85,6 +85,7 @@ def _trainer_spec(world: World) -> TrainerSpec:
     "and a drift trainer checking every {seconds:g} seconds",
     example='Given a cluster with 1 worker serving demo version "1" '
     "and a drift trainer checking every 0.5 seconds",
+    needs=("trainer", "admin"),
 )
 def cluster_with_trainer(world: World, workers: int, model: str, version: str, seconds: float) -> None:
     """Start the cluster plus the trainer (windows of 600 rows, judged from 300; default thresholds)."""
@@ -96,14 +97,8 @@ def cluster_with_trainer(world: World, workers: int, model: str, version: str, s
     assert (artifact.path.parent / "baseline.npy").is_file(), (
         f"{model} version {version!r} has no training baseline beside its artifact ({artifact.path.parent})"
     )
-    spec = ClusterSpec(
-        workers=workers,
-        artifact_root=artifact_root(world),
-        preload=[(model, version, artifact.artifact_uri)],
-        env=sut_env(),
-        trainer=TrainerSpec(interval=seconds, window=12 * BATCH_ROWS, min_window=6 * BATCH_ROWS),
-    )
-    world.start_cluster(spec)
+    trainer = TrainerSpec(interval=seconds, window=12 * BATCH_ROWS, min_window=6 * BATCH_ROWS)
+    start_cluster(world, workers, model, version, trainer=trainer)
     assert world.trainer.live(), f"expected the trainer to be live at {world.trainer.base_url}"
 
 
@@ -120,6 +115,7 @@ def _send(world: World, model: str, inputs: np.ndarray, labels: str) -> TrafficR
 @when(
     "{rows:d} rows of baseline traffic are sent to {model:w} with labels from {labels:LabelSource}",
     example="When 600 rows of baseline traffic are sent to demo with labels from a changed relationship",
+    needs=("trainer", "admin"),
 )
 def send_baseline(world: World, rows: int, model: str, labels: str) -> None:
     """Infer requests (50 rows each) drawn like the training data, each followed by its labels."""
@@ -131,6 +127,7 @@ def send_baseline(world: World, rows: int, model: str, labels: str) -> None:
     "{model:w} with labels from {labels:LabelSource}",
     example="When 600 rows with feature 2 shifted by 0.02 standard deviations are sent to demo "
     "with labels from a changed relationship",
+    needs=("trainer", "admin"),
 )
 def send_drifted(world: World, rows: int, feature: int, shift: float, model: str, labels: str) -> None:
     """Drifted traffic sent once: ``feature``'s mean moved by ``shift`` standard deviations."""
@@ -144,6 +141,7 @@ def send_drifted(world: World, rows: int, feature: int, shift: float, model: str
     "{model:w} with labels from {labels:LabelSource}",
     example="When users keep sending rows with feature 2 shifted by 0.3 standard deviations to demo "
     "with labels from a changed relationship",
+    needs=("trainer", "admin"),
 )
 def keep_sending_drifted(world: World, feature: int, shift: float, model: str, labels: str) -> None:
     """Continuous drifted traffic (one window of rows, replayed in order) until a Then step stops it."""
@@ -177,6 +175,7 @@ def _feature_table(features: list[dict[str, Any]]) -> str:
 @then(
     "the trainer reports no drift for {model:w}",
     example="Then the trainer reports no drift for demo",
+    needs=("trainer", "admin"),
 )
 def reports_no_drift(world: World, model: str) -> None:
     """Wait for a verdict judged after the last row was sent, over all of it; it must be ``no_drift``."""
@@ -204,6 +203,7 @@ def reports_no_drift(world: World, model: str) -> None:
 @then(
     "the trainer reports drift on feature {feature:d} of {model:w} only",
     example="Then the trainer reports drift on feature 2 of demo only",
+    needs=("trainer", "admin"),
 )
 def reports_drift_on(world: World, feature: int, model: str) -> None:
     """The statistics that triggered the retraining run (else the latest verdict) flag only ``feature``."""
@@ -228,6 +228,7 @@ def reports_drift_on(world: World, feature: int, model: str) -> None:
 @then(
     "no retraining run of {model:w} has started",
     example="Then no retraining run of demo has started",
+    needs=("trainer", "admin"),
 )
 def no_run(world: World, model: str) -> None:
     """Two more drift checks go by; the trainer lists no run for the model."""
@@ -247,6 +248,7 @@ def _finished_run(world: World, model: str) -> dict[str, Any]:
 @then(
     "a retraining run of {model:w} completes without a manual step",
     example="Then a retraining run of demo completes without a manual step",
+    needs=("trainer", "admin"),
 )
 def run_completes(world: World, model: str) -> None:
     """The trainer started the run on its own (trigger: drift) and finished it as ``completed``."""
@@ -261,6 +263,7 @@ def run_completes(world: World, model: str) -> None:
 @then(
     'the retraining run of {model:w} is rejected with a reason saying "{text}"',
     example='Then the retraining run of demo is rejected with a reason saying "not below"',
+    needs=("trainer", "admin"),
 )
 def run_rejected(world: World, model: str, text: str) -> None:
     """The run finished ``rejected`` (no new version registered), and its reason says why."""
@@ -278,12 +281,13 @@ def run_rejected(world: World, model: str, text: str) -> None:
 @then(
     'a new artifact of {model:w} exists with a checksum different from version "{version}"',
     example='Then a new artifact of demo exists with a checksum different from version "1"',
+    needs=("trainer", "admin"),
 )
 def new_artifact(world: World, model: str, version: str) -> None:
     """The completed run's artifact is on disk, its sha256 is what the run reports, and not the old one."""
     run = _state(world).figures.get("run") or _finished_run(world, model)
     assert run.get("artifact_uri"), f"the run names no artifact: {run}"
-    path = artifact_root(world) / run["artifact_uri"]
+    path = world.reference.artifact_root / run["artifact_uri"]
     trace.touch("file", f"sha256 {run['artifact_uri']}")
     assert path.is_file(), f"expected the retrained artifact at {path}, there is none"
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -296,6 +300,7 @@ def new_artifact(world: World, model: str, version: str) -> None:
 @then(
     'the catalog lists {model:w} version "{version}" with parent version "{parent}"',
     example='Then the catalog lists demo version "2" with parent version "1"',
+    needs=("trainer", "admin"),
 )
 def catalog_parent(world: World, model: str, version: str, parent: str) -> None:
     """The gateway's catalog has the version, registered with ``parent`` as its parent."""
@@ -314,6 +319,7 @@ def catalog_parent(world: World, model: str, version: str, parent: str) -> None:
     "of the first drifted request",
     example='Then the labelled traffic is answered by version "2" within 60 seconds '
     "of the first drifted request",
+    needs=("trainer", "admin"),
 )
 def traffic_answered_by(world: World, version: str, seconds: float) -> None:
     """The running traffic gets an answer from ``version``, and so does a request of our own through the
@@ -350,6 +356,7 @@ def traffic_answered_by(world: World, version: str, seconds: float) -> None:
     "while the retrained version was rolled out every labelled request was answered successfully",
     example="Then while the retrained version was rolled out "
     "every labelled request was answered successfully",
+    needs=("trainer", "admin"),
 )
 def no_failures_during_rollout(world: World) -> None:
     """Stop the traffic; it spanned the rollout (answers from the old and the new version) with no failure."""
@@ -370,7 +377,7 @@ def _save_figures(world: World, state: DriftState) -> None:
     drift = state.figures.get("drift") or {}
     record = {
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "backend": world.backend.name,
+        "backend": world.backend.name if world.backend else "none",
         "time_to_new_version_s": state.figures.get("time_to_new_version_s"),
         "drift_window_size": drift.get("window_size"),
         "drift_features": drift.get("features"),
@@ -384,6 +391,7 @@ def _save_figures(world: World, state: DriftState) -> None:
 @then(
     'the catalog lists only version "{version}" of {model:w}',
     example='Then the catalog lists only version "1" of demo',
+    needs=("trainer", "admin"),
 )
 def catalog_only(world: World, version: str, model: str) -> None:
     """No version was registered besides ``version`` (a rejected candidate never reaches the catalog)."""

@@ -25,7 +25,7 @@ def start_load(world: World, users: int, model: str) -> None:
     each pausing 0.1 s between its requests."""
     assert world.load is None, "a load was already started in this scenario"
     profile = LoadProfile(users=users, spawn_rate=None, model=model, think_s=USER_THINK_S)
-    run = LoadRun.start(world.backend.gateway_url, profile, world.workdir / "load")
+    run = LoadRun.start(world.target.inference_url, profile, world.workdir / "load")
     world.load = run
     world.defer("stop the load", run.stop)
     world.mark("load_started")

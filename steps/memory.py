@@ -5,19 +5,17 @@ Sizes are decimal: 1 MB = 1,000,000 bytes (the worker's budget and its messages 
 
 from __future__ import annotations
 
-import os
 import time
 from weakref import WeakKeyDictionary
 
 from fixtures.large_models import large_model
 from harness import trace
-from harness.backends.base import ClusterSpec
 from harness.drivers.worker import WorkerProbe
 from harness.steps_registry import given, then
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps._support import kept_answer
-from steps.cluster import artifact_root, sut_env
+from steps.cluster import start_cluster
 
 MB = 1_000_000
 #: How long the kernel may take to kill a worker once the swap answered (the load was already under way).
@@ -27,32 +25,15 @@ KILL_WAIT_S = 20.0
 _limited: WeakKeyDictionary[World, tuple[str, str, int, str]] = WeakKeyDictionary()
 
 
-def _start(world: World, workers: int, model: str, version: str, budget: int, heartbeat: float) -> None:
-    artifact = world.artifacts.get((model, version))
-    assert artifact is not None, (
-        f"no artifact for {model} version {version!r}: add 'Given the demo model with versions \"{version}\"'"
-    )
-    spec = ClusterSpec(
-        workers=workers,
-        heartbeat_interval=heartbeat,
-        memory_budget=budget,
-        artifact_root=artifact_root(world),
-        preload=[(model, version, artifact.artifact_uri)],
-        env=sut_env(),
-    )
-    world.start_cluster(spec)
-    ready = world.gateway.ready()
-    assert ready.ok, f"expected the gateway to be ready once the cluster started, it answered {ready.status}"
-
-
 @given(
     "a cluster with {workers:Workers} with a memory budget of {mb:d} MB "
     'serving {model:w} version "{version}"',
     example='Given a cluster with 1 worker with a memory budget of 100 MB serving demo version "1"',
+    needs=("workers", "memory"),
 )
 def cluster_with_budget(world: World, workers: int, mb: int, model: str, version: str) -> None:
     """Start the cluster; every worker refuses (507) a load that would take it past ``mb`` MB of models."""
-    _start(world, workers, model, version, budget=mb * MB, heartbeat=1.0)
+    start_cluster(world, workers, model, version, memory_budget=mb * MB)
 
 
 @given(
@@ -60,20 +41,22 @@ def cluster_with_budget(world: World, workers: int, mb: int, model: str, version
     '"{version}" and a heartbeat every {seconds:g} seconds',
     example='Given a cluster with 2 workers without a memory budget serving demo version "1" '
     "and a heartbeat every 0.5 seconds",
+    needs=("workers", "memory"),
 )
 def cluster_without_budget(world: World, workers: int, model: str, version: str, seconds: float) -> None:
     """Start the cluster with the workers' own budget disabled (0): only the kernel can stop a load."""
-    _start(world, workers, model, version, budget=0, heartbeat=seconds)
+    start_cluster(world, workers, model, version, memory_budget=0, heartbeat_interval=seconds)
 
 
 @given(
     'a large {model:w} version "{version}" of {mb:d} MB is registered in the catalog',
     example='Given a large demo version "3" of 300 MB is registered in the catalog',
+    needs=("admin", "workers"),
 )
 def register_large_version(world: World, model: str, version: str, mb: int) -> None:
     """Build a model whose weights really take ``mb`` MB in memory and register it through the admin API."""
     trace.touch("file", f"build large {model} v{version} {mb} MB")
-    artifact = large_model(artifact_root(world), model, version, mb * MB)
+    artifact = large_model(world.reference.artifact_root, model, version, mb * MB)
     world.artifacts[(model, version)] = artifact
     answer = world.gateway.register_version(model, artifact.artifact_uri, version=version)
     assert answer.ok, (
@@ -85,6 +68,7 @@ def register_large_version(world: World, model: str, version: str, mb: int) -> N
 @given(
     "the kernel limits the memory of one worker to {mb:d} MB",
     example="Given the kernel limits the memory of one worker to 150 MB",
+    needs=("memory", "workers"),
 )
 def limit_one_worker(world: World, mb: int) -> None:
     """Put the first worker under a hard memory limit (a cgroup, docker's mem_limit, else RLIMIT_AS): past
@@ -110,6 +94,7 @@ def _limited_worker(world: World) -> tuple[str, str, int, str]:
 @then(
     "the kernel killed that worker for exceeding its memory limit",
     example="Then the kernel killed that worker for exceeding its memory limit",
+    needs=("memory",),
 )
 def worker_oom_killed(world: World) -> None:
     """The limited worker's process is gone, killed by the kernel's OOM killer (local: SIGKILL and the
@@ -124,8 +109,7 @@ def worker_oom_killed(world: World) -> None:
         f"it still runs after {KILL_WAIT_S:g} s"
         + (": under rlimit a load fails with an allocation error instead" if mechanism == "rlimit" else "")
     )
-    trace.touch("backend", f"exit code {name}")
-    code = world.backend.exit_code(name)
+    code = world.exit_code(name)
     assert world.oom_killed(name), (
         f"expected {name} to have been killed by the kernel for exceeding its {limit // MB} MB limit "
         f"({mechanism}); it exited with code {code} and no OOM kill was recorded"
@@ -135,6 +119,7 @@ def worker_oom_killed(world: World) -> None:
 @then(
     "the swap of {model:w} is refused with an error naming the worker that died",
     example="Then the swap of demo is refused with an error naming the worker that died",
+    needs=("admin",),
 )
 def swap_refused_naming_dead_worker(world: World, model: str) -> None:
     """The gateway answered the swap with a server error (502/503/504) that names the killed worker's id."""
@@ -164,6 +149,7 @@ def swap_refused_naming_dead_worker(world: World, model: str) -> None:
     "the swap of {model:w} is refused as over the memory budget, naming the model, its size and the budget",
     example="Then the swap of demo is refused as over the memory budget, "
     "naming the model, its size and the budget",
+    needs=("admin", "workers"),
 )
 def swap_refused_over_budget(world: World, model: str) -> None:
     """507 from the gateway, passing on the worker's refusal: the message names the model, the new
@@ -203,6 +189,7 @@ def swap_refused_over_budget(world: World, model: str) -> None:
 @then(
     'no worker holds {model:w} version "{version}"',
     example='Then no worker holds demo version "3"',
+    needs=("admin", "workers"),
 )
 def no_worker_holds(world: World, model: str, version: str) -> None:
     """A failed load left nothing loaded: no running worker reports the version loaded (each is asked
@@ -235,17 +222,12 @@ def no_worker_holds(world: World, model: str, version: str) -> None:
 @then(
     "the killed worker left no process behind",
     example="Then the killed worker left no process behind",
+    needs=("lifecycle",),
 )
 def no_process_left(world: World) -> None:
     """Nothing of the killed worker runs any more: no process in its process group (local), or an exited
     container (docker)."""
     name, _, _, _ = _limited_worker(world)
-    trace.touch("backend", f"service {name}")
-    info = world.backend.service(name)
+    info = world.service(name)
     assert not info.running, f"expected {name} to be gone, the backend says it still runs"
-    if info.ident.isdigit():  # local: the worker led its own process group
-        try:
-            os.killpg(int(info.ident), 0)
-        except ProcessLookupError:
-            return
-        raise AssertionError(f"expected no process left in {name}'s process group {info.ident}; some remain")
+    assert not world.process_left(name), f"expected nothing of {name} to run any more; some of it remains"

@@ -13,13 +13,12 @@ from weakref import WeakKeyDictionary
 import parse
 
 from harness import trace
-from harness.backends.base import ClusterSpec
 from harness.drivers.worker import WorkerProbe
 from harness.steps_registry import given, parse_type, then, when
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps._support import describe, inference_in, poll
-from steps.cluster import artifact_root, sut_env
+from steps.cluster import start_cluster
 
 GATEWAY = "gateway"
 #: Requests the load must have sent after a fault took effect before a Then judges them.
@@ -61,7 +60,7 @@ def _listed_names(world: World) -> list[str]:
 
 def probe(world: World, worker: str) -> WorkerProbe:
     """A direct probe of ``worker`` (its own port, never through a fault)."""
-    return WorkerProbe(worker, world.backend.service(worker).url)
+    return WorkerProbe(worker, world.service(worker).url)
 
 
 # -- cluster ---------------------------------------------------------------------------------------
@@ -70,39 +69,34 @@ def probe(world: World, worker: str) -> WorkerProbe:
     "{heartbeat:g} seconds and an upstream deadline of {deadline:Duration}",
     example='Given a cluster with 2 workers serving demo version "1", a heartbeat every 0.3 seconds '
     "and an upstream deadline of 1 second",
+    needs=("workers", "links"),
 )
 def cluster_with_deadline(
     world: World, workers: int, model: str, version: str, heartbeat: float, deadline: float
 ) -> None:
     """Start a gateway and workers with a short heartbeat and the gateway's deadline for every call to a
     worker; the gateway<->worker links accept network faults (on the local backend: fault proxies)."""
-    artifact = world.artifacts.get((model, version))
-    assert artifact is not None, (
-        f"no artifact for {model} version {version!r}: build it with an earlier Given "
-        f"(e.g. 'Given the demo model with versions \"{version}\"')"
-    )
-    spec = ClusterSpec(
-        workers=workers,
+    start_cluster(
+        world,
+        workers,
+        model,
+        version,
         heartbeat_interval=heartbeat,
         upstream_timeout=deadline,
-        artifact_root=artifact_root(world),
-        preload=[(model, version, artifact.artifact_uri)],
-        env=sut_env(),
         fault_links=True,
     )
-    world.start_cluster(spec)
-    ready = world.gateway.ready()
-    assert ready.ok, f"expected the gateway to be ready once the cluster started, it answered {ready.status}"
 
 
 # -- faults ----------------------------------------------------------------------------------------
 @given(
     "the network between the gateway and {worker:WorkerName} is cut",
     example="Given the network between the gateway and worker-2 is cut",
+    needs=("links", "admin"),
 )
 @when(
     "the network between the gateway and {worker:WorkerName} is cut",
     example="When the network between the gateway and worker-2 is cut",
+    needs=("links", "admin"),
 )
 def cut(world: World, worker: str) -> None:
     """Partition: every byte between the gateway and the worker is dropped, both ways (the worker's
@@ -117,6 +111,7 @@ def cut(world: World, worker: str) -> None:
 @when(
     "the network between the gateway and {worker:WorkerName} is restored",
     example="When the network between the gateway and worker-2 is restored",
+    needs=("links",),
 )
 def restore(world: World, worker: str) -> None:
     """Heal the link: traffic flows again (the worker finds out by itself that it must register again)."""
@@ -127,6 +122,7 @@ def restore(world: World, worker: str) -> None:
 @when(
     "calls from the gateway to {worker:WorkerName} are delayed by {ms:d} ms",
     example="When calls from the gateway to worker-1 are delayed by 200 ms",
+    needs=("links",),
 )
 def delay(world: World, worker: str, ms: int) -> None:
     """Latency: every request the gateway sends the worker, with its answer, takes ``ms`` longer
@@ -137,6 +133,7 @@ def delay(world: World, worker: str, ms: int) -> None:
 @when(
     "the delay on calls from the gateway to {worker:WorkerName} is removed",
     example="When the delay on calls from the gateway to worker-1 is removed",
+    needs=("links",),
 )
 def remove_delay(world: World, worker: str) -> None:
     """The link is fast again."""
@@ -147,10 +144,12 @@ def remove_delay(world: World, worker: str) -> None:
 @given(
     "within 3 heartbeat intervals the gateway no longer lists {worker:WorkerName}",
     example="Given within 3 heartbeat intervals the gateway no longer lists worker-2",
+    needs=("admin",),
 )
 @then(
     "within 3 heartbeat intervals the gateway no longer lists {worker:WorkerName}",
     example="Then within 3 heartbeat intervals the gateway no longer lists worker-2",
+    needs=("admin",),
 )
 def stops_listing(world: World, worker: str) -> None:
     """Counted from the cut: the worker's 3rd missed heartbeat, plus the gateway's expiry sweep (half an
@@ -168,12 +167,11 @@ def stops_listing(world: World, worker: str) -> None:
     world.mark(f"{worker}_dropped")
 
 
-@then("{worker:WorkerName} is still running", example="Then worker-2 is still running")
+@then("{worker:WorkerName} is still running", example="Then worker-2 is still running", needs=("lifecycle",))
 def still_running(world: World, worker: str) -> None:
     """The worker's process (or container) still runs: only its link was cut, nobody stopped it."""
-    trace.touch("backend", f"service {worker}")
-    info = world.backend.service(worker)
-    code = world.backend.exit_code(worker)
+    info = world.service(worker)
+    code = world.exit_code(worker)
     assert info.running, f"expected {worker} to keep running while cut off, it exited with {code}"
 
 
@@ -273,6 +271,7 @@ def slowed_but_ok(world: World, count: int, model: str, ms: int) -> None:
 @then(
     "within {seconds:g} seconds the gateway lists {worker:WorkerName} again under a new id",
     example="Then within 3 seconds the gateway lists worker-2 again under a new id",
+    needs=("admin",),
 )
 def listed_again(world: World, seconds: float, worker: str) -> None:
     """After a heal the worker's next heartbeat is refused (it expired), so it registers again: the gateway
@@ -294,6 +293,7 @@ def listed_again(world: World, seconds: float, worker: str) -> None:
 @then(
     "inference requests for {model:w} reach {worker:WorkerName} again",
     example="Then inference requests for demo reach worker-2 again",
+    needs=("workers",),
 )
 def reach_again(world: World, model: str, worker: str) -> None:
     """20 requests through the gateway all succeed, and the worker's own request counter shows that it

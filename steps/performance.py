@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from weakref import WeakKeyDictionary
 
-from harness.drivers.gateway_metrics import requests_by_status
+from harness.drivers.metrics import requests_by_status
 from harness.load.paced import PacedRun, send_paced
 from harness.slo import InsufficientSamples, LatencySummary, percentile
 from harness.steps_registry import then, when
@@ -24,13 +24,14 @@ _runs: WeakKeyDictionary[World, tuple[PacedRun, str, Counter[str]]] = WeakKeyDic
 @when(
     "{count:d} requests for {model:w} are sent evenly over {seconds:d} seconds",
     example="When 300 requests for demo are sent evenly over 15 seconds",
+    needs=("metrics",),
 )
 def paced_requests(world: World, count: int, model: str, seconds: int) -> None:
     """An open-loop sender: request ``i`` leaves at ``i * seconds / count`` whatever the answers take
     (a slow service does not slow the sender down). Fails if the sender itself could not keep the pace."""
-    counted_before = requests_by_status(world.backend.gateway_url, model)
+    counted_before = _counted(world, model)
     world.mark("paced_started")
-    run = send_paced(world.backend.gateway_url, model, count, float(seconds))
+    run = send_paced(world.v2, model, count, float(seconds))
     world.mark("paced_ended")
     world.observations.extend(s.observation for s in run.sent)
     _runs[world] = (run, model, counted_before)
@@ -44,6 +45,10 @@ def paced_requests(world: World, count: int, model: str, seconds: int) -> None:
     )
 
 
+def _counted(world: World, model: str) -> Counter[str]:
+    return requests_by_status(world.target.metrics(), model, headers=world.target.headers())
+
+
 def _run(world: World) -> PacedRun:
     entry = _runs.get(world)
     assert entry is not None, "no paced requests were sent in this scenario (missing 'When N requests ...')"
@@ -53,7 +58,7 @@ def _run(world: World) -> PacedRun:
 def _counted_since(world: World) -> Counter[str]:
     """What the gateway itself counted for the paced requests, by status (its /metrics, now minus before)."""
     _, model, before = _runs[world]
-    now = requests_by_status(world.backend.gateway_url, model)
+    now = _counted(world, model)
     now.subtract(before)
     return +now  # drop zero counts
 
@@ -61,6 +66,7 @@ def _counted_since(world: World) -> Counter[str]:
 @then(
     "all {count:d} requests were answered successfully",
     example="Then all 300 requests were answered successfully",
+    needs=("metrics",),
 )
 def all_answered(world: World, count: int) -> None:
     """Every paced request got a 2xx answer."""
@@ -78,6 +84,7 @@ def all_answered(world: World, count: int) -> None:
 @then(
     "none of them timed out, no 408 and no 504",
     example="Then none of them timed out, no 408 and no 504",
+    needs=("metrics",),
 )
 def none_timed_out(world: World) -> None:
     """No paced request was answered 408 or 504, and none was abandoned by the client's timeout."""
@@ -105,6 +112,7 @@ def _latencies(world: World) -> list[float]:
 @then(
     "their average latency is below {ms:d} ms",
     example="Then their average latency is below 50 ms",
+    needs=("metrics",),
 )
 def average_below(world: World, ms: int) -> None:
     """Mean latency of the successful paced requests (client side, raw samples)."""
@@ -120,6 +128,7 @@ def average_below(world: World, ms: int) -> None:
 @then(
     "their p99 latency is below {ms:d} ms",
     example="Then their p99 latency is below 250 ms",
+    needs=("metrics",),
 )
 def p99_below(world: World, ms: int) -> None:
     """Nearest-rank p99 of the successful paced requests; refused below 100 samples (see harness.slo)."""

@@ -12,14 +12,13 @@ import time
 from dataclasses import dataclass, field
 from weakref import WeakKeyDictionary
 
+from fixtures.models import build_slow_model, rows_for
 from harness import trace
-from harness.drivers.gateway import Answer, GatewayClient
+from harness.drivers.v2 import Answer
 from harness.steps_registry import given, then, when
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
-from steps.cluster import artifact_root
 from steps.network import probe
-from sut.demo_models import build_slow_model, rows_for
 
 #: Rows of the timed batch that sizes the long one (a fraction of a second on the slow model).
 CALIBRATION_ROWS = 300
@@ -49,11 +48,15 @@ def _request(world: World) -> LongRequest:
     return request
 
 
-@given('the slow model with version "{version}"', example='Given the slow model with version "1"')
+@given(
+    'the slow model with version "{version}"',
+    example='Given the slow model with version "1"',
+    needs=("workers",),
+)
 def slow_model(world: World, version: str) -> None:
     """Build a real, deliberately slow ONNX model ``slow`` (many dense layers) in the artifact root."""
     trace.touch("file", f"build slow {version}")
-    artifact = build_slow_model(artifact_root(world), "slow", version)
+    artifact = build_slow_model(world.reference.artifact_root, "slow", version)
     assert artifact.path.is_file(), f"expected the slow model's artifact at {artifact.path}"
     world.artifacts[("slow", version)] = artifact
 
@@ -61,27 +64,20 @@ def slow_model(world: World, version: str) -> None:
 @given(
     "a request for {model:w} with a batch that takes about {seconds:d} seconds is in flight on its worker",
     example="Given a request for slow with a batch that takes about 6 seconds is in flight on its worker",
+    needs=("workers",),
 )
 def long_request_in_flight(world: World, model: str, seconds: int) -> None:
     """Time a small batch through the gateway, send a batch sized to take ``seconds`` from another thread,
     and wait until a worker reports it running (``/worker/status``)."""
-    world.gateway.infer(model, rows=10)  # warm-up: the first run of a session is slower
-    timed = world.gateway.infer(model, rows=CALIBRATION_ROWS)
+    world.v2.infer(model, rows=10)  # warm-up: the first run of a session is slower
+    timed = world.v2.infer(model, rows=CALIBRATION_ROWS)
     assert timed.ok, f"expected the timing request to succeed, got {timed.status}: {timed.error}"
     rows = rows_for(seconds, timed.latency_s, CALIBRATION_ROWS)
     request = LongRequest(model, rows, expected_s=timed.latency_s * rows / CALIBRATION_ROWS)
     _long[world] = request
-    assert world.spec is not None
-    client = GatewayClient(
-        world.backend.gateway_url,
-        admin_token=world.spec.admin_token,
-        observations=world.observations,
-        timeout=seconds * 4 + 30.0,
-    )
-    world.defer("close the long request's client", client.close)
 
     def send() -> None:
-        request.answer = client.infer(model, rows=rows)
+        request.answer = world.v2.infer(model, rows=rows, timeout=seconds * 4 + 30.0)
         request.answered_at = time.time()
 
     request.sent_at = time.time()
@@ -107,7 +103,11 @@ def long_request_in_flight(world: World, model: str, seconds: int) -> None:
     )
 
 
-@when("the worker running it is killed", example="When the worker running it is killed")
+@when(
+    "the worker running it is killed",
+    example="When the worker running it is killed",
+    needs=("workers", "lifecycle", "admin"),
+)
 def kill_busy_worker(world: World) -> None:
     """SIGKILL the worker that runs the long request (no drain, no deregistration)."""
     request = _request(world)
@@ -118,7 +118,7 @@ def kill_busy_worker(world: World) -> None:
     assert request.worker_ids, f"expected the gateway to list {request.worker} before the kill; it does not"
     assert request.answered_at is None, "the long request was answered before the kill: make it longer"
     request.killed_at = time.time()
-    code = world.kill_worker(request.worker)
+    code = world.kill_service(request.worker)
     assert code is not None, f"expected {request.worker} to be dead after SIGKILL, it still runs"
 
 
@@ -147,17 +147,22 @@ def answered_after_kill(world: World, limit: float, name: str) -> None:
     assert name in (answer.error or ""), f"expected the error to name {name!r}, it says {answer.error!r}"
 
 
-@when("the killed worker is restarted", example="When the killed worker is restarted")
+@when(
+    "the killed worker is restarted",
+    example="When the killed worker is restarted",
+    needs=("workers", "lifecycle"),
+)
 def restart_killed(world: World) -> None:
     """Start the worker again under the same name and address; returns once it has registered."""
     request = _request(world)
     assert request.worker is not None
-    world.restart_worker(request.worker)
+    world.restart_service(request.worker)
 
 
 @then(
     "the gateway lists the restarted worker under a new id",
     example="Then the gateway lists the restarted worker under a new id",
+    needs=("admin",),
 )
 def new_id(world: World) -> None:
     """A healthy registry entry for the restarted worker, under an id it did not have before the kill."""

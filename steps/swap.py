@@ -12,7 +12,6 @@ from harness.drivers.gateway import Answer
 from harness.steps_registry import given, then, when
 from harness.world import World
 from steps._support import keep_answer, kept_answer
-from steps.cluster import artifact_root
 
 #: Inference samples the load must add after a swap, so that "after the swap" has evidence.
 SAMPLES_AFTER_SWAP = 100
@@ -38,6 +37,7 @@ def _register(world: World, model: str, version: str, artifact_uri: str) -> None
 @given(
     '{model:w} version "{version}" is registered in the catalog',
     example='Given demo version "2" is registered in the catalog',
+    needs=("admin",),
 )
 def register_version(world: World, model: str, version: str) -> None:
     """Register an already built artifact as a new version through the admin API (not yet production)."""
@@ -51,10 +51,11 @@ def register_version(world: World, model: str, version: str) -> None:
 @given(
     '{model:w} version "{version}" is registered with a {problem:w} artifact',
     example='Given demo version "3" is registered with a corrupt artifact',
+    needs=("admin",),
 )
 def register_bad_version(world: World, model: str, version: str, problem: str) -> None:
     """Register a version whose artifact is ``corrupt`` (not ONNX) or ``missing`` (deleted after)."""
-    root = artifact_root(world)
+    root = world.reference.artifact_root
     if problem == "corrupt":
         artifact = corrupt_artifact(root, model, version)
         _register(world, model, version, artifact.artifact_uri)
@@ -89,14 +90,14 @@ def _admin_action(world: World, window: str, call: Callable[[], Answer]) -> None
         load.wait_for_samples(len(load.samples()) + SAMPLES_AFTER_SWAP, timeout=60.0)
 
 
-@when('I swap {model:w} to version "{version}"', example='When I swap demo to version "2"')
+@when('I swap {model:w} to version "{version}"', example='When I swap demo to version "2"', needs=("admin",))
 def swap(world: World, model: str, version: str) -> None:
     """Ask the gateway to hot-swap the model's production version. Under load, the ``swap`` window runs
     from 0.2 s before the request until 1 s after the gateway's answer."""
     _admin_action(world, "swap", lambda: world.gateway.swap(model, version))
 
 
-@when("I roll back {model:w}", example="When I roll back demo")
+@when("I roll back {model:w}", example="When I roll back demo", needs=("admin",))
 def rollback(world: World, model: str) -> None:
     """Ask the gateway to roll the model back to its previous production version. Under load, the
     ``rollback`` window runs from 0.2 s before the request until 1 s after the gateway's answer."""
@@ -104,7 +105,9 @@ def rollback(world: World, model: str) -> None:
 
 
 @given(
-    '{model:w} has been swapped to version "{version}"', example='Given demo has been swapped to version "2"'
+    '{model:w} has been swapped to version "{version}"',
+    example='Given demo has been swapped to version "2"',
+    needs=("admin",),
 )
 def swapped_before(world: World, model: str, version: str) -> None:
     """Swap before the scenario's main action, and require that it worked."""
@@ -119,7 +122,7 @@ def _audited(world: World, action: str, model: str) -> list[dict]:
     return [e for e in world.gateway.audit() if e.get("action") == action and e.get("model") == model]
 
 
-@then("the {window:w} of {model:w} succeeds", example="Then the swap of demo succeeds")
+@then("the {window:w} of {model:w} succeeds", example="Then the swap of demo succeeds", needs=("admin",))
 def action_succeeded(world: World, window: str, model: str) -> None:
     """The gateway answered the swap/rollback with 2xx and wrote it to its audit trail."""
     answer = kept_answer(world, window)
@@ -140,6 +143,7 @@ def action_succeeded(world: World, window: str, model: str) -> None:
 @then(
     'the {window:w} of {model:w} is refused with an error saying "{text}"',
     example='Then the swap of demo is refused with an error saying "not a valid ONNX model"',
+    needs=("admin",),
 )
 def action_refused(world: World, window: str, model: str, text: str) -> None:
     """The gateway refused the swap/rollback (4xx/5xx), said why and which worker, and audited the failure."""

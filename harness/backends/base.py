@@ -1,105 +1,209 @@
-"""The cluster backend interface.
+"""The backend interface: where services run, knowing nothing of which services they are.
 
-A backend starts the reference cluster (one gateway, N workers) somewhere the test process can
-reach on 127.0.0.1, and performs lifecycle actions on its services. Steps never call a backend
-directly: they go through drivers on the :class:`harness.world.World`, which also records what was
-touched for the stub report's run-time view.
+A backend runs :class:`ServiceSpec` s — a name, a command, the ports it listens on, its health path, its
+environment, the host directories it needs — as local processes or as Docker containers, reachable from
+the test process on 127.0.0.1, and acts on them: stop, kill, restart, pause, limit memory, cut or slow
+the links between two of them. Targets (:mod:`harness.targets`) decide *what* to run and in which order;
+steps reach both only through the :class:`harness.world.World`.
+
+A service's command is built for the backend it runs on, from a :class:`Placement`: the host and ports
+it binds, how it reaches the other services (through a fault proxy when its links accept faults), how
+the paths it is given look from inside it, which Python runs it.
 """
 
 from __future__ import annotations
 
 import abc
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from harness.docker_images import ImageRecipe
 
-@dataclass(frozen=True)
-class TrainerSpec:
-    """The drift monitor / retrainer service (issue 7); flags of ``python -m sut.trainer``."""
-
-    interval: float = 0.5  # seconds between drift checks
-    window: int = 600  # input rows in the recent window
-    min_window: int = 300  # smaller windows are not judged
-    psi: float = 0.25
-    ks_p: float = 0.01
-    holdout: float = 0.25
-
-
-@dataclass
-class ClusterSpec:
-    """What to start. Defaults suit the acceptance features."""
-
-    workers: int = 1
-    heartbeat_interval: float = 1.0
-    upstream_timeout: float = 5.0
-    admin_token: str = "test-admin-token"
-    memory_budget: int = 0  # bytes per worker; 0 = unlimited
-    db: str = "sqlite"  # "sqlite" or a postgresql:// DSN
-    artifact_root: Path | None = None  # host directory with model artifacts (see fixtures.models)
-    # (model, version, artifact_uri) registered through the admin API after the gateway is up and
-    # before the workers start, so that workers receive them as assignments at registration.
-    # The first version registered for a model becomes its `production` alias.
-    preload: list[tuple[str, str, str]] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    # Put an in-path fault proxy on every gateway<->worker link (partitions, latency): in the test
-    # process on local, a proxy container per link on docker. Off by default: on local the proxy
-    # shares the test process with the load generator and would skew performance scenarios.
-    fault_links: bool = False
-    # a trainer service (drift monitor + automatic retraining), started after the workers; None = none
-    trainer: TrainerSpec | None = None
-
-
-@dataclass
-class ServiceInfo:
-    name: str  # "gateway", "worker-1", ...
-    kind: str  # "gateway" | "worker" | "trainer"
-    url: str  # reachable from the test process, e.g. http://127.0.0.1:41234
-    running: bool
-    ident: str  # pid for local, container id for docker
+DATA_DIR = "/data"  # a service's data directory inside its container
 
 
 class BackendError(RuntimeError):
     """A backend could not do what was asked; the message says what and why."""
 
 
-class ClusterBackend(abc.ABC):
-    """Start, act on, and tear down one cluster. One instance per scenario."""
+@dataclass(frozen=True)
+class Mount:
+    """A host directory a service needs, and where it sees it inside a container."""
 
-    name: str = "abstract"
+    host: Path
+    inside: str
+    mode: str = "ro"  # "ro" | "rw"
+
+
+class Placement(abc.ABC):
+    """How one service sees the world on the backend that runs it."""
+
+    bind_host: str  # the address it listens on
+    python: str  # the interpreter for ``python -m ...`` commands
 
     @abc.abstractmethod
-    def start(self, spec: ClusterSpec) -> None:
-        """Start the gateway and ``spec.workers`` workers; return once the gateway is live
-        and every worker has registered."""
+    def port(self, name: str = "http") -> int:
+        """The port it listens on for ``name``."""
+
+    @abc.abstractmethod
+    def path(self, host_path: Path) -> str:
+        """How a host path given in a :class:`Mount` (or its data dir) looks to the service."""
 
     @property
     @abc.abstractmethod
-    def gateway_url(self) -> str: ...
+    def data_dir(self) -> str:
+        """Its persistent data directory (kept across restarts), as it sees it."""
 
     @abc.abstractmethod
-    def add_workers(self, count: int, *, wait: bool = True) -> list[str]:
-        """Start ``count`` more workers (concurrently); return their service names."""
+    def url_of(self, other: str, port: str = "http") -> str:
+        """The URL at which this service reaches ``other`` (through a fault proxy on a faultable link)."""
+
+    @abc.abstractmethod
+    def reached_by(self, other: str, port: str = "http") -> str:
+        """This service's own URL as ``other`` reaches it (through a fault proxy on a faultable link)."""
+
+
+@dataclass
+class ServiceSpec:
+    """One service to run. ``command`` is called with the :class:`Placement` the backend gives it."""
+
+    name: str  # "gateway", "worker-1", "mlserver": unique in a deployment
+    kind: str  # "gateway" | "worker" | "trainer" | ...: its role (workers are listed by kind)
+    command: Callable[[Placement], list[str]]
+    image: ImageRecipe | None = None  # how the docker backend builds its image (None: local only)
+    ports: dict[str, int] = field(default_factory=lambda: {"http": 8000})  # name -> port in a container
+    health_path: str | None = "/v2/health/live"  # awaited on port "http" after each launch
+    env: dict[str, str] = field(default_factory=dict)  # secrets go here, never into the command line
+    mounts: list[Mount] = field(default_factory=list)
+    data_dir: bool = False  # a persistent data directory, mounted at /data in a container
+    #: services whose links with this one accept faults: an in-path proxy each way (partition, latency)
+    links: tuple[str, ...] = ()
+    startup_timeout: float | None = None  # None: the backend's default
+
+
+@dataclass
+class ServiceInfo:
+    name: str  # "gateway", "worker-1", ...
+    kind: str
+    url: str  # port "http", reachable from the test process, e.g. http://127.0.0.1:41234
+    running: bool
+    ident: str  # pid on local, container id on docker
+
+
+class Backend(abc.ABC):
+    """Runs services and acts on them. One instance per scenario; :meth:`teardown` removes everything."""
+
+    name: str = "abstract"
+
+    def __init__(self, workdir: Path, *, startup_timeout: float) -> None:
+        self.workdir = Path(workdir)
+        self.startup_timeout = startup_timeout
+        self.specs: dict[str, ServiceSpec] = {}
+        self.timings: dict[str, float] = {}  # seconds to start each service (benchmarks, reports)
+        self._lock = threading.Lock()
+
+    # -- running services ------------------------------------------------------------------------
+    def launch(self, spec: ServiceSpec) -> ServiceInfo:
+        """Start ``spec`` and wait until its health path answers; a service that exits fails at once."""
+        with self._lock:
+            if spec.name in self.specs:
+                raise BackendError(f"a service named {spec.name!r} already runs in this scenario")
+            self.specs[spec.name] = spec
+        self._start(spec)
+        return self.service(spec.name)
+
+    def launch_all(self, specs: Iterable[ServiceSpec]) -> list[ServiceInfo]:
+        """Start several services at once (they boot concurrently); the first failure is raised."""
+        specs = list(specs)
+        if len(specs) <= 1:
+            return [self.launch(s) for s in specs]
+        with ThreadPoolExecutor(max_workers=len(specs), thread_name_prefix=f"{self.name}-start") as pool:
+            return list(pool.map(self.launch, specs))
+
+    def restart(self, name: str) -> None:
+        """A fresh process / container under the same name, ports and data; awaited like a launch."""
+        spec = self.spec(name)
+        self._remove(name)
+        self._start(spec)
+
+    def spec(self, name: str) -> ServiceSpec:
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise BackendError(f"no service named {name!r}; known: {sorted(self.specs)}") from None
+
+    def service(self, name: str) -> ServiceInfo:
+        for info in self.services():
+            if info.name == name:
+                return info
+        raise BackendError(f"no service named {name!r}; known: {sorted(self.specs)}")
+
+    def services(self) -> list[ServiceInfo]:
+        return [self._info(spec) for spec in list(self.specs.values())]
+
+    def url(self, name: str, port: str = "http") -> str:
+        """Where the test process reaches service ``name`` on ``port`` (always 127.0.0.1)."""
+        return f"http://127.0.0.1:{self._host_port(name, port)}"
+
+    def data_file(self, name: str, relative: str) -> Path:
+        """The host path of ``relative`` inside service ``name``'s data directory, where the test process
+        can damage it in place."""
+        if not self.spec(name).data_dir:
+            raise BackendError(f"{name} keeps no data files (it has no data directory)")
+        root = self.data_dir(name)
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root):
+            raise BackendError(f"{relative!r} is outside the data directory of {name} ({root})")
+        return path
+
+    def data_dir(self, name: str) -> Path:
+        return (self.workdir / f"{name}-data").resolve()
+
+    def placement(self, name: str) -> Placement:
+        """How service ``name`` sees the world (its ports, its URLs for the others)."""
+        return self._placement(self.spec(name))
+
+    # -- subclasses: launch, stop, inspect ---------------------------------------------------------
+    @abc.abstractmethod
+    def _start(self, spec: ServiceSpec) -> None:
+        """Start one process / container for ``spec`` (same ports as before on a restart) and await it."""
+
+    @abc.abstractmethod
+    def _placement(self, spec: ServiceSpec) -> Placement: ...
+
+    @abc.abstractmethod
+    def _remove(self, name: str) -> None:
+        """Kill and forget the service's current process / container (its logs are kept)."""
+
+    @abc.abstractmethod
+    def _info(self, spec: ServiceSpec) -> ServiceInfo: ...
+
+    @abc.abstractmethod
+    def _host_port(self, name: str, port: str) -> int: ...
 
     @abc.abstractmethod
     def stop(self, name: str, *, grace: float = 10.0) -> int | None:
-        """Graceful stop (SIGTERM / docker stop); return the exit code."""
+        """Graceful stop (SIGTERM, then SIGKILL after ``grace``); the exit code."""
 
     @abc.abstractmethod
     def kill(self, name: str) -> int | None:
-        """SIGKILL; return the exit code."""
+        """SIGKILL; the exit code (-9 on local, 137 on docker)."""
 
     @abc.abstractmethod
-    def restart(self, name: str) -> None:
-        """Start a stopped or killed service again under the same name."""
+    def pause(self, name: str) -> None:
+        """Freeze the service (SIGSTOP / docker pause); its ports stay open."""
 
     @abc.abstractmethod
-    def pause(self, name: str) -> None: ...
+    def resume(self, name: str) -> None:
+        """Thaw a paused service; a no-op when it is not paused (resuming is an undo action)."""
 
     @abc.abstractmethod
-    def resume(self, name: str) -> None: ...
-
-    @abc.abstractmethod
-    def services(self) -> list[ServiceInfo]: ...
+    def paused(self, name: str) -> bool: ...
 
     @abc.abstractmethod
     def logs(self, name: str) -> str: ...
@@ -109,17 +213,13 @@ class ClusterBackend(abc.ABC):
         """None while running."""
 
     @abc.abstractmethod
+    def memory_usage(self, name: str) -> int | None:
+        """Resident memory of the service measured from outside it (bytes; None when not running):
+        /proc of its process group on local, the container's cgroup on docker."""
+
+    @abc.abstractmethod
     def teardown(self) -> None:
         """Stop and remove everything this backend started. Idempotent; never raises."""
-
-    def service(self, name: str) -> ServiceInfo:
-        for info in self.services():
-            if info.name == name:
-                return info
-        raise BackendError(f"no service named {name!r}; known: {[s.name for s in self.services()]}")
-
-    def workers(self) -> list[ServiceInfo]:
-        return [s for s in self.services() if s.kind == "worker"]
 
     # -- memory limits (the kernel's OOM killer, for real) ------------------------------------------
     def limit_memory(self, name: str, limit_bytes: int | None) -> str:
@@ -128,12 +228,10 @@ class ClusterBackend(abc.ABC):
         raise BackendError(f"the {self.name} backend cannot limit memory")
 
     def oom_killed(self, name: str) -> bool:
-        """The kernel killed the service's current process for exceeding its memory limit
-        (local: the cgroup counted an OOM kill and the process died of SIGKILL; docker: exit 137 and
-        ``State.OOMKilled``)."""
+        """The kernel killed the service's current process for exceeding its memory limit."""
         return False
 
-    # -- network faults between two services ("gateway", "worker-2"); undone by heal / heal_all ------
+    # -- network faults between two services; undone by heal / heal_all ----------------------------
     def partition(self, a: str, b: str) -> None:
         """Cut the link between ``a`` and ``b`` both ways; neither service is told."""
         raise BackendError(f"the {self.name} backend cannot partition services")
@@ -143,15 +241,14 @@ class ClusterBackend(abc.ABC):
         raise BackendError(f"the {self.name} backend cannot heal links")
 
     def heal_all(self) -> None:
-        """Undo every network fault this backend applied (by default it cannot apply any)."""
+        """Undo every network fault this backend applied."""
         return None
 
     def set_latency(self, a: str, b: str, latency_s: float, jitter_s: float = 0.0) -> None:
         """Make each exchange on the connections ``a`` opens to ``b`` ``latency_s`` slower (0 removes it)."""
         raise BackendError(f"the {self.name} backend cannot add latency")
 
-    # -- files a service keeps on disk (the gateway's catalog database), for file faults -------------
-    def data_file(self, name: str, relative: str) -> Path:
-        """The host path of ``relative`` inside service ``name``'s data directory (gateway: the catalog
-        database ``catalog.db`` and ``backups/``), where the test process can damage it in place."""
-        raise BackendError(f"the {self.name} backend cannot reach the data files of {name}")
+    # -- infrastructure a target may ask for -------------------------------------------------------
+    def database_server(self) -> Any:
+        """A PostgreSQL server the services can reach (not started yet: ``start()`` it)."""
+        raise BackendError(f"the {self.name} backend cannot run a database server")

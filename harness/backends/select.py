@@ -1,8 +1,8 @@
 """Choose a cluster backend by name: ``local``, ``docker``, or ``auto``.
 
 ``auto`` picks docker when a Docker engine answers a ping and the docker backend module is present,
-else local (the embedded default). The choice and its reason are logged at WARNING as one line and
-kept on the backend as ``selection_notice`` so that the runners can print it.
+else local (the embedded default). The choice and its reason are logged at WARNING as one line; the
+runners print it in their headers.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from harness.backends.base import BackendError, ClusterBackend
+from harness.backends.base import Backend, BackendError
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +70,17 @@ def _choose_auto() -> tuple[str, str]:
     return "docker", f"backend: docker (auto: {why})"
 
 
-def make_backend(name: str, workdir: Path) -> ClusterBackend:
+def make_backend(name: str, workdir: Path) -> Backend:
     """A fresh backend for one scenario, its scratch space under ``workdir``."""
-    chosen, notice = choose(name)
+    chosen, _ = choose(name)
     if chosen == "local":
         from harness.backends.local import LocalBackend
 
-        backend: ClusterBackend = LocalBackend(Path(workdir))
+        backend: Backend = LocalBackend(Path(workdir))
     else:
         try:
             from harness.backends.docker import DockerBackend
         except ImportError as exc:
             raise BackendError(f"the docker backend cannot be imported: {exc}") from exc
         backend = DockerBackend(Path(workdir))
-    backend.selection_notice = notice  # type: ignore[attr-defined]
     return backend

@@ -13,6 +13,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from harness.drivers.v2 import V2Client
 from harness.load.sender import InferSender, Sent
 
 
@@ -25,18 +26,18 @@ class PacedRun:
 
 
 def send_paced(
-    base_url: str, model: str, count: int, seconds: float, *, threads: int = 32, timeout: float = 10.0
+    v2: V2Client, model: str, count: int, seconds: float, *, threads: int = 32, timeout: float = 10.0
 ) -> PacedRun:
     if count < 1 or seconds <= 0:
         raise ValueError(f"need count >= 1 and seconds > 0 (got {count}, {seconds})")
     interval = seconds / count
-    sender = InferSender(base_url, connections=threads, timeout=timeout)
+    sender = InferSender(v2, connections=threads, timeout=timeout)
     lags: list[float] = []
     run_id = uuid.uuid4().hex[:6]
 
     def one(index: int, due: float) -> Sent:
         lags.append(time.perf_counter() - due)  # list.append is atomic
-        return sender.send(model, f"paced-{run_id}-{index}")
+        return sender.send(model, f"paced-{run_id}-{index}", seed=index)
 
     futures: list[Future[Sent]] = []
     try:

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from harness import trace
-from harness.drivers.gateway import infer_body
-from harness.load.runner import check_host
+from harness.drivers.v2 import V2Client
 from harness.observations import Observation
 
 
@@ -26,19 +25,25 @@ class Sent:
     request_id: str
     echoed_id: str | None  # the ``id`` of the answer body, if any
     timed_out: bool  # the client gave up waiting
+    request: dict | None = None  # the body sent
+    outputs: list | None = None  # the answer's outputs (to judge what was computed)
 
 
 class InferSender:
-    """A thread-safe HTTP client for ``POST /v2/models/{model}/infer`` with a pool as large as asked."""
+    """A thread-safe HTTP client for ``POST /v2/models/{model}/infer`` with a pool as large as asked, on
+    the front door of ``v2`` (its URL, headers and the models' request bodies)."""
 
-    def __init__(self, base_url: str, *, connections: int, timeout: float = 10.0) -> None:
-        self.base_url = check_host(base_url)
+    def __init__(self, v2: V2Client, *, connections: int, timeout: float = 10.0) -> None:
+        self.v2 = v2
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, limits=limits, trust_env=False)
+        self._http = httpx.Client(
+            base_url=v2.base_url, timeout=timeout, limits=limits, headers=v2.headers, trust_env=False
+        )
 
-    def send(self, model: str, request_id: str, rows: int = 1) -> Sent:
+    def send(self, model: str, request_id: str, rows: int = 1, seed: int = 0) -> Sent:
         path = f"/v2/models/{model}/infer"
-        body = infer_body(rows, request_id)
+        body = self.v2.model_spec(model).request(rows, seed=seed, request_id=request_id)
+        outputs = None
         trace.touch("http", f"POST {path}")
         started_wall, started = time.time(), time.perf_counter()
         status, echoed, error, version, timed_out = 0, None, None, None, False
@@ -51,6 +56,7 @@ class InferSender:
                 payload = resp.text
             if isinstance(payload, dict):
                 echoed = None if payload.get("id") is None else str(payload["id"])
+                outputs = payload.get("outputs")
                 version = None if payload.get("model_version") is None else str(payload["model_version"])
                 if status >= 400:
                     error = str(payload.get("error", payload))
@@ -71,7 +77,7 @@ class InferSender:
             request_id=request_id,
             target=f"POST {path}",
         )
-        return Sent(observation, request_id, echoed, timed_out)
+        return Sent(observation, request_id, echoed, timed_out, body, outputs)
 
     def close(self) -> None:
         self._http.close()

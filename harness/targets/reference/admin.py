@@ -1,6 +1,6 @@
-"""What every backend asks the gateway while it starts services: is it live, register the preloaded
-versions, which versions are in production, which workers are listed. Shared by the local and docker
-backends (it is plumbing, not a step driver: steps use :mod:`harness.drivers.gateway`)."""
+"""What the reference cluster's start-up asks the gateway: is it live, register the preloaded versions,
+which versions are in production, which workers are listed (plumbing of
+:mod:`harness.targets.reference.cluster`, not a step driver: steps use :mod:`harness.drivers.gateway`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from harness.backends.base import BackendError
+from harness.targets.base import TargetError
 
 
 class PendingWorker(Protocol):
@@ -46,7 +46,7 @@ class GatewayAdmin:
             f"/admin/models/{model}/versions", json={"version": version, "artifact_uri": uri}
         )
         if resp.status_code not in (200, 201):
-            raise BackendError(
+            raise TargetError(
                 f"registering {model} v{version} ({uri}) failed: {resp.status_code} {resp.text}"
             )
 

@@ -1,0 +1,35 @@
+"""A target's own Prometheus counters: what the server says it answered, per status.
+
+Lets a step compare what the test process saw with what the service counted (a request the client
+recorded but the server never answered, or answered twice, shows up as a difference). The metric and
+label names come from the target (:class:`harness.targets.base.MetricsSpec`): every server names them
+its own way.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness import trace
+from harness.targets.base import MetricsSpec
+
+
+def requests_by_status(
+    spec: MetricsSpec, model: str, *, headers: dict[str, str] | None = None, timeout: float = 5.0
+) -> Counter[str]:
+    """The request counter of ``model`` summed over versions, by status label ("200", "504", ...; "" when
+    the server does not label statuses)."""
+    trace.touch("http", f"GET {spec.url}")
+    resp = httpx.get(spec.url, headers=headers, timeout=timeout, trust_env=False)
+    resp.raise_for_status()
+    names = {spec.request_counter, f"{spec.request_counter}_total"}
+    counts: Counter[str] = Counter()
+    for family in text_string_to_metric_families(resp.text):
+        for sample in family.samples:
+            if sample.name in names and sample.labels.get(spec.model_label) == model:
+                status = str(sample.labels.get(spec.status_label, "")) if spec.status_label else ""
+                counts[status] += int(sample.value)
+    return counts

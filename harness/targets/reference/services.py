@@ -1,0 +1,175 @@
+"""The reference cluster's services as backend-neutral :class:`ServiceSpec` s (gateway, worker, trainer).
+
+The command lines come from :mod:`sut.launcher` (shared with ``sut up``), so the CLI, the harness and the
+Dockerfiles cannot disagree about how a service is started. Tokens go into the environment, never onto a
+command line visible in ``ps``. Docker images are built from ``fixtures/docker/Dockerfile.<kind>`` with the
+``sut`` package source and the packages each service imports.
+
+``SERVINGBDD_SUT_PYTHONPATH`` names a directory put first on every service's ``PYTHONPATH`` (bind-mounted
+into containers): a ``sitecustomize.py`` there patches the cluster at start-up. ``tests/mutants/`` uses it
+to prove that the features fail on a broken cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sut
+from harness.backends.base import Mount, Placement, ServiceSpec
+from harness.docker_images import DOCKER_DIR, ImageRecipe
+from harness.targets.reference.spec import ClusterSpec
+from sut.launcher import gateway_command, trainer_command, worker_command
+
+SRC_ROOT = Path(sut.__file__).resolve().parent.parent  # so `python -m sut.*` imports this checkout
+SUT_DIR = SRC_ROOT / "sut"
+SUT_PYTHONPATH_ENV = "SERVINGBDD_SUT_PYTHONPATH"
+ARTIFACTS = "/artifacts"
+PATCH_DIR = "/opt/servingbdd-patch"  # where the SERVINGBDD_SUT_PYTHONPATH directory is mounted
+PORTS = {"gateway": 8000, "worker": 8001, "trainer": 8002}  # inside containers
+
+_COMMON = ("fastapi", "uvicorn", "httpx", "numpy", "prometheus-client")
+IMAGES = {
+    # psycopg: a PostgreSQL catalog is an option
+    "gateway": ImageRecipe(
+        "gateway", DOCKER_DIR / "Dockerfile.gateway", (*_COMMON, "psycopg[binary]"), (("sut", SUT_DIR),)
+    ),
+    # no scikit-learn or onnx: artifacts are built on the host and bind-mounted
+    "worker": ImageRecipe(
+        "worker", DOCKER_DIR / "Dockerfile.worker", (*_COMMON, "onnxruntime"), (("sut", SUT_DIR),)
+    ),
+    # the drift monitor / retrainer: trains (scikit-learn), exports (skl2onnx, onnx), checks (onnxruntime)
+    "trainer": ImageRecipe(
+        "trainer",
+        DOCKER_DIR / "Dockerfile.trainer",
+        (*_COMMON, "onnxruntime", "scipy", "scikit-learn", "skl2onnx", "onnx"),
+        (("sut", SUT_DIR),),
+    ),
+}  # fmt: skip
+
+
+def _patch_dir() -> Path | None:
+    extra = os.environ.get(SUT_PYTHONPATH_ENV, "").strip()
+    return Path(extra).resolve() if extra else None
+
+
+def _env(spec: ClusterSpec, *, token: bool) -> dict[str, str]:
+    env = dict(spec.env)
+    if token:
+        env["SUT_ADMIN_TOKEN"] = spec.admin_token
+    return env
+
+
+def _mounts(spec: ClusterSpec, artifacts_mode: str) -> list[Mount]:
+    assert spec.artifact_root is not None
+    mounts = [Mount(Path(spec.artifact_root), ARTIFACTS, artifacts_mode)]
+    patch = _patch_dir()
+    if patch is not None:
+        mounts.append(Mount(patch, PATCH_DIR, "ro"))
+    return mounts
+
+
+def _python_path(placement: Placement) -> list[str]:
+    """``env PYTHONPATH=...`` before the command: a local process imports this checkout (a container, the
+    image's /app); a patch directory comes first."""
+    patch = _patch_dir()
+    if placement.python == "python":  # in a container
+        parts = [PATCH_DIR, "/app"] if patch else ["/app"]
+    else:
+        parts = [str(patch), str(SRC_ROOT)] if patch else [str(SRC_ROOT)]
+    return ["env", f"PYTHONPATH={os.pathsep.join(parts)}"]
+
+
+def gateway(spec: ClusterSpec) -> ServiceSpec:
+    assert spec.artifact_root is not None
+    root = Path(spec.artifact_root)
+
+    def command(p: Placement) -> list[str]:
+        return [*_python_path(p), *gateway_command(
+            port=p.port(),
+            data_dir=Path(p.data_dir),
+            artifact_root=Path(p.path(root)),
+            admin_token=None,  # SUT_ADMIN_TOKEN in the environment: kept out of `ps` output
+            host=p.bind_host,
+            db=None if spec.db == "sqlite" else spec.db,
+            heartbeat_interval=spec.heartbeat_interval,
+            upstream_timeout=spec.upstream_timeout,
+            python=p.python,
+        )]  # fmt: skip
+
+    service = ServiceSpec(
+        "gateway",
+        "gateway",
+        command,
+        image=IMAGES["gateway"],
+        ports={"http": PORTS["gateway"]},
+        env=_env(spec, token=True),
+        mounts=_mounts(spec, "ro"),
+        data_dir=True,
+    )
+    return service
+
+
+def worker(spec: ClusterSpec, name: str, *, startup_timeout: float | None = None) -> ServiceSpec:
+    assert spec.artifact_root is not None
+    root = Path(spec.artifact_root)
+
+    def command(p: Placement) -> list[str]:
+        return [*_python_path(p), *worker_command(
+            port=p.port(),
+            gateway_url=p.url_of("gateway"),  # through the link's fault proxy with fault_links
+            artifact_root=Path(p.path(root)),
+            name=name,
+            host=p.bind_host,
+            advertise_url=p.reached_by("gateway"),
+            memory_budget=spec.memory_budget,
+            python=p.python,
+        )]  # fmt: skip
+
+    service = ServiceSpec(
+        name,
+        "worker",
+        command,
+        image=IMAGES["worker"],
+        ports={"http": PORTS["worker"]},
+        env=_env(spec, token=False),
+        mounts=_mounts(spec, "ro"),
+        links=("gateway",) if spec.fault_links else (),
+        startup_timeout=startup_timeout,
+    )
+    return service
+
+
+def trainer(spec: ClusterSpec) -> ServiceSpec:
+    assert spec.artifact_root is not None and spec.trainer is not None
+    root, options = Path(spec.artifact_root), spec.trainer
+
+    def command(p: Placement) -> list[str]:
+        return [*_python_path(p), *trainer_command(
+            port=p.port(),
+            gateway_url=p.url_of("gateway"),
+            artifact_root=Path(p.path(root)),
+            admin_token=None,  # SUT_ADMIN_TOKEN in the environment
+            host=p.bind_host,
+            data_dir=Path(p.data_dir),
+            interval=options.interval,
+            window=options.window,
+            min_window=options.min_window,
+            psi=options.psi,
+            ks_p=options.ks_p,
+            holdout=options.holdout,
+            python=p.python,
+        )]  # fmt: skip
+
+    # Read-write artifacts: the trainer exports retrained versions there, which the workers then load.
+    service = ServiceSpec(
+        "trainer",
+        "trainer",
+        command,
+        image=IMAGES["trainer"],
+        ports={"http": PORTS["trainer"]},
+        env=_env(spec, token=True),
+        mounts=_mounts(spec, "rw"),
+        data_dir=True,
+    )
+    return service
