@@ -22,6 +22,8 @@ class Observation:
     source: str = "driver"  # "driver" | "load"
     request_id: str | None = None
     target: str = ""  # e.g. "POST /v2/models/demo/infer"
+    outputs: dict[str, list] | None = None  # a successful answer's outputs (name -> flat data), if recorded
+    inputs: dict[str, list] | None = None  # the request's input tensors (name -> flat data), if known
 
     @property
     def ended(self) -> float:

@@ -77,8 +77,18 @@ def ambiguous_message(step: ScenarioStep, found: list[StepDefinition]) -> str:
 
 
 # -- malformed files ----------------------------------------------------------------------------------
-def lint_feature(path: Path, display: str | None = None) -> list[str]:
-    """Problems that make a feature file mean something other than it says, each ``file:line: what``."""
+def lint_feature(
+    path: Path, display: str | None = None, registry: list[StepDefinition] | None = None
+) -> list[str]:
+    """Problems that make a feature file mean something other than it says, each ``file:line: what``.
+
+    A description line counts as a misplaced step when it starts with a step keyword and the rest is a
+    step of ``registry`` (default: the loaded step library): prose such as "when none is left, ..." is not.
+    """
+    if registry is None:
+        from harness.steps_registry import load_step_library
+
+        registry = load_step_library()
     from gherkin.errors import CompositeParserException, ParserError
     from gherkin.parser import Parser
 
@@ -92,7 +102,7 @@ def lint_feature(path: Path, display: str | None = None) -> list[str]:
     if not feature:
         return []
     problems: list[str] = []
-    _check_description(feature, shown, problems)
+    _check_description(feature, shown, problems, registry)
     for child in feature.get("children", []):
         for node in [child] + [c for c in child.get("rule", {}).get("children", [])]:
             scenario = node.get("scenario")
@@ -100,15 +110,18 @@ def lint_feature(path: Path, display: str | None = None) -> list[str]:
                 _check_scenario(scenario, shown, problems)
             background = node.get("background")
             if background is not None:
-                _check_description(background, shown, problems)
+                _check_description(background, shown, problems, registry)
     return problems
 
 
-def _check_description(node: dict[str, Any], shown: str, problems: list[str]) -> None:
+def _check_description(
+    node: dict[str, Any], shown: str, problems: list[str], registry: list[StepDefinition]
+) -> None:
     description = node.get("description") or ""
     first_line = node["location"]["line"] + 1
     for offset, line in enumerate(description.splitlines()):
-        if line.strip().lower().startswith(_STEP_WORDS):
+        words = line.strip().split(" ", 1)
+        if len(words) == 2 and f"{words[0].lower()} " in _STEP_WORDS and _is_step(words[1], registry):
             line_no = _find_line(shown, line.strip(), first_line + offset)
             problems.append(
                 f"{shown}:{line_no}: a step line before the first Scenario: {line.strip()!r} would be "
@@ -144,6 +157,10 @@ def _check_scenario(scenario: dict[str, Any], shown: str, problems: list[str]) -
                     f"{shown}:{at}: <{name}> is not a column of the Examples of {scenario.get('name', '')!r} "
                     f"(columns: {', '.join(sorted(columns)) or 'none'})"
                 )
+
+
+def _is_step(text: str, registry: list[StepDefinition]) -> bool:
+    return any(d.match(text) is not None for d in registry)
 
 
 def _find_line(shown: str, text: str, guess: int) -> int:

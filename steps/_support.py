@@ -48,6 +48,57 @@ def wrong_outputs(world: World, model: str, answer: Answer, version: str | None 
     )
 
 
+def miscomputed(world: World, model: str, observations: list[Observation]) -> list[str]:
+    """For each successful answer that carries outputs, whether they are what the version it names
+    computes for its inputs; the mismatches, described (empty when all agree or nothing can be judged)."""
+    spec = world.model(model)
+    if spec.expected is None:
+        return []
+    expected_by: dict[tuple[str, str], dict[str, list[float]] | None] = {}
+    problems = []
+    for obs in observations:
+        if not obs.ok or obs.outputs is None or obs.inputs is None or obs.model_version is None:
+            continue
+        key = (obs.model_version, repr(obs.inputs))
+        if key not in expected_by:
+            try:
+                expected_by[key] = spec.expected(obs.model_version, obs.inputs)
+            except (KeyError, TargetError):
+                expected_by[key] = None
+        expected = expected_by[key]
+        if expected is None:
+            continue
+        outputs = [{"name": name, "data": data} for name, data in obs.outputs.items()]
+        wrong = mismatches(expected, outputs, spec.tolerance)
+        if wrong:
+            problems.append(
+                f"request {obs.request_id} answered as version {obs.model_version!r}: {'; '.join(wrong)} "
+                f"(inputs {obs.inputs})"
+            )
+    return problems
+
+
+def model_of(obs: Observation) -> str | None:
+    """The model an inference observation was for (from its target, ``POST /v2/models/<m>/...``)."""
+    parts = obs.target.split("/")
+    return parts[3] if len(parts) > 3 and parts[1:3] == ["v2", "models"] else None
+
+
+def assert_computed(world: World, observations: list[Observation], what: str) -> None:
+    """Every answer among ``observations`` that carries outputs was computed by the version it names."""
+    by_model: dict[str, list[Observation]] = {}
+    for obs in observations:
+        model = model_of(obs)
+        if model is not None:
+            by_model.setdefault(model, []).append(obs)
+    for model, group in by_model.items():
+        problems = miscomputed(world, model, group)
+        assert not problems, (
+            f"{len(problems)} of {len(group)} answers {what} were not computed by the version they name; "
+            f"e.g. {problems[0]}"
+        )
+
+
 def finish_load(world: World) -> None:
     """Stop the running load (if any): the Then steps judge a finished history. Idempotent."""
     if world.load is not None and "load_stopped" not in world.marks:

@@ -6,7 +6,7 @@ from harness.load.runner import LoadProfile, LoadRun
 from harness.slo import InsufficientSamples, percentile
 from harness.steps_registry import given, then
 from harness.world import World
-from steps._support import describe, inference_in, window_bounds
+from steps._support import assert_computed, describe, inference_in, window_bounds
 
 #: Samples the load must have produced before a Given declares it "running".
 WARM_UP_SAMPLES = 50
@@ -14,6 +14,9 @@ WARM_UP_SAMPLES = 50
 #: Each simulated user's pause between its requests. Users think between requests; 50 users firing
 #: back to back would saturate a 2-core test machine and test the machine rather than the swap.
 USER_THINK_S = 0.1
+
+#: The load sends one fixed input (its answer per version is computed once to judge every sample).
+LOAD_SEED = 4242
 
 
 @given(
@@ -24,7 +27,14 @@ def start_load(world: World, users: int, model: str) -> None:
     """Start Locust (a subprocess): ``users`` users call infer on the gateway until the scenario ends,
     each pausing 0.1 s between its requests."""
     assert world.load is None, "a load was already started in this scenario"
-    profile = LoadProfile(users=users, spawn_rate=None, model=model, think_s=USER_THINK_S)
+    profile = LoadProfile(
+        users=users,
+        spawn_rate=None,
+        model=model,
+        think_s=USER_THINK_S,
+        body=world.model(model).request(1, seed=LOAD_SEED),
+        headers=world.target.headers(),
+    )
     run = LoadRun.start(world.target.inference_url, profile, world.workdir / "load")
     world.load = run
     world.defer("stop the load", run.stop)
@@ -59,7 +69,8 @@ def no_failures_in_window(world: World, window: str) -> None:
     example="Then during the swap every request was answered successfully",
 )
 def all_ok_in_window(world: World, window: str) -> None:
-    """Every inference request overlapping the window got a 2xx answer (no 4xx either: the body was valid)."""
+    """Every inference request overlapping the window got a 2xx answer (no 4xx either: the body was valid),
+    computed by the version it names (its outputs are what that version's model computes)."""
     start, end = _window(world, window)
     answers = inference_in(world, start, end)
     assert answers, f"expected inference requests during the {window}, none were recorded"
@@ -68,6 +79,7 @@ def all_ok_in_window(world: World, window: str) -> None:
         f"expected every request during the {window} to succeed; "
         f"{len(failed)} of {len(answers)} did not: {describe(failed)}"
     )
+    assert_computed(world, answers, f"during the {window}")
 
 
 @then(
@@ -96,7 +108,8 @@ def p99_in_window(world: World, window: str, ms: int, count: int) -> None:
     example='Then during the swap versions "1" and "2" answered',
 )
 def versions_in_window(world: World, window: str, versions: tuple[str, ...]) -> None:
-    """Each of ``versions`` answered at least one successful inference request overlapping the window."""
+    """Each of ``versions`` answered at least one successful inference request overlapping the window, and
+    every answer's outputs are what the version it names computes."""
     start, end = _window(world, window)
     answers = [o for o in inference_in(world, start, end) if o.ok]
     seen = sorted({str(o.model_version) for o in answers})
@@ -105,6 +118,7 @@ def versions_in_window(world: World, window: str, versions: tuple[str, ...]) -> 
         f"expected versions {list(versions)} to answer during the {window}; "
         f"{len(answers)} successful answers came from versions {seen}"
     )
+    assert_computed(world, answers, f"during the {window}")
 
 
 @then(
@@ -112,7 +126,8 @@ def versions_in_window(world: World, window: str, versions: tuple[str, ...]) -> 
     example='Then after the swap only version "2" answered',
 )
 def only_version_after(world: World, window: str, version: str) -> None:
-    """Every inference request started after the window was answered by ``version`` (at least 20 of them)."""
+    """Every inference request started after the window was answered by ``version`` (at least 20 of them),
+    with the outputs that version computes."""
     _, end = _window(world, window)
     answers = [o for o in inference_in(world, end, None) if end is None or o.started > end]
     assert len(answers) >= 20, (
@@ -124,3 +139,4 @@ def only_version_after(world: World, window: str, version: str) -> None:
         f"expected only version {version!r} after the {window}; answers came from {seen}, "
         f"{len(wrong)} of {len(answers)} not from {version!r}: {describe(wrong)}"
     )
+    assert_computed(world, answers, f"after the {window}")

@@ -72,7 +72,7 @@ def register_bad_version(world: World, model: str, version: str, problem: str) -
         raise AssertionError(f"unknown artifact problem {problem!r}: use 'corrupt' or 'missing'")
 
 
-def _admin_action(world: World, window: str, call: Callable[[], Answer]) -> None:
+def admin_action(world: World, window: str, call: Callable[[], Answer]) -> None:
     """Run an admin action (swap/rollback) as the window ``<window>``: under load, from ``WINDOW_LEAD_S``
     before the request until ``WINDOW_TAIL_S`` after the answer; then gather samples for "after"."""
     load = world.load
@@ -94,14 +94,14 @@ def _admin_action(world: World, window: str, call: Callable[[], Answer]) -> None
 def swap(world: World, model: str, version: str) -> None:
     """Ask the gateway to hot-swap the model's production version. Under load, the ``swap`` window runs
     from 0.2 s before the request until 1 s after the gateway's answer."""
-    _admin_action(world, "swap", lambda: world.gateway.swap(model, version))
+    admin_action(world, "swap", lambda: world.gateway.swap(model, version))
 
 
 @when("I roll back {model:w}", example="When I roll back demo", needs=("admin",))
 def rollback(world: World, model: str) -> None:
     """Ask the gateway to roll the model back to its previous production version. Under load, the
     ``rollback`` window runs from 0.2 s before the request until 1 s after the gateway's answer."""
-    _admin_action(world, "rollback", lambda: world.gateway.rollback(model))
+    admin_action(world, "rollback", lambda: world.gateway.rollback(model))
 
 
 @given(

@@ -37,3 +37,10 @@ def parse_requests(text: str) -> int:
 def parse_workers_are(text: str) -> int:
     """``1 worker is`` / ``2 workers are`` -> the count."""
     return int(text.split()[0])
+
+
+@parse_type("Alternatives")
+@parse.with_pattern(r'"[^"]+"(?: or "[^"]+")*')
+def parse_alternatives(text: str) -> tuple[str, ...]:
+    """``"shape"`` / ``"shape" or "size"`` -> ("shape", "size")."""
+    return tuple(part.strip().strip('"') for part in text.split(" or "))

@@ -174,6 +174,8 @@ class V2Client:
                 source="driver",
                 request_id=request_id,
                 target=f"{method} {path}",
+                outputs={str(o.get("name")): o.get("data") for o in answer.outputs} if answer.ok else None,
+                inputs=request_inputs(json) if isinstance(json, dict) else None,
             )
         )
         return answer

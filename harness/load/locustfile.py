@@ -9,7 +9,8 @@ Each request becomes one JSON line in ``$SBDD_LOAD_SAMPLES_DIR/samples-<pid>.jso
 process, so ``--processes`` needs no locking)::
 
     {"t": wall-clock start, "lat": seconds (perf_counter), "status": 200 | 0 on no answer,
-     "ver": model_version or null, "err": error text or null, "id": request id, "target": "POST /v2/..."}
+     "ver": model_version or null, "out": {output name: data} or null, "err": error text or null,
+     "id": request id, "target": "POST /v2/..."}
 
 Lines are flushed as they are written (line-buffered file): the test process reads them while the load
 runs, and no sample is lost however Locust exits.
@@ -54,10 +55,11 @@ if _unknown:
     raise ValueError(f"unknown load task(s) {_unknown}; known: {list(TASK_NAMES)}")
 
 MODEL_PATH = f"/v2/models/{MODEL}" + (f"/versions/{VERSION}" if VERSION else "")
-# A fixed, valid [ROWS, 4] FP32 batch; only the request id changes between requests.
-_DATA = json.dumps([round(0.1 * (i % 40) - 2.0, 3) for i in range(ROWS * 4)])
+# A fixed, valid request body made by the harness from the model's input spec; only the id changes.
+_INPUTS = json.dumps(json.loads(_env("BODY"))["inputs"])
 _BODY_HEAD = '{"id": '
-_BODY_TAIL = f', "inputs": [{{"name": "input", "shape": [{ROWS}, 4], "datatype": "FP32", "data": {_DATA}}}]}}'
+_BODY_TAIL = f', "inputs": {_INPUTS}}}'
+HEADERS: dict[str, str] = json.loads(_env("HEADERS", "{}"))
 
 
 class SampleWriter:
@@ -85,12 +87,15 @@ def _request_id() -> str:
     return f"{RUN_ID}-{os.getpid()}-{next(_ids)}"
 
 
-def _model_version(body: str) -> str | None:
+def _answer_fields(body: str) -> tuple[str | None, dict[str, list] | None]:
+    """The version an answer names and its outputs (name -> flat data), to judge what was computed."""
     try:
-        value = json.loads(body).get("model_version")
+        answer = json.loads(body)
+        value = answer.get("model_version")
+        outputs = {str(o.get("name")): o.get("data") for o in answer.get("outputs") or []}
     except (ValueError, AttributeError):
-        return None
-    return None if value is None else str(value)
+        return None, None
+    return (None if value is None else str(value)), outputs
 
 
 class BaseModelUser(FastHttpUser):
@@ -104,7 +109,7 @@ class BaseModelUser(FastHttpUser):
 
     def send(self, method: str, path: str, body: str | None, request_id: str | None) -> None:
         target = f"{method} {path}"
-        headers = {"Content-Type": "application/json"} if body is not None else None
+        headers = {**HEADERS, "Content-Type": "application/json"} if body is not None else dict(HEADERS)
         started = time.time()
         t0 = time.perf_counter()
         with self.client.request(
@@ -122,12 +127,14 @@ class BaseModelUser(FastHttpUser):
                 response.success()
             else:
                 response.failure(error)
+        version, outputs = _answer_fields(text) if status == 200 and method == "POST" else (None, None)
         _writer.write(
             {
                 "t": started,
                 "lat": latency,
                 "status": status,
-                "ver": _model_version(text) if status == 200 and method == "POST" else None,
+                "ver": version,
+                "out": outputs,
                 "err": error,
                 "id": request_id,
                 "target": target,

@@ -56,6 +56,8 @@ class LoadProfile:
     processes: int = 1  # > 1 uses locust --processes (forked worker processes)
     timeout_s: float = 10.0  # client-side per-request timeout (connect and read)
     think_s: float = 0.0  # each user's pause between requests; 0 = back to back (a saturation test)
+    body: dict | None = None  # the infer request body (the model's inputs); its id is replaced per request
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request (an external target's)
 
     def __post_init__(self) -> None:
         problems = []
@@ -83,22 +85,24 @@ class LoadProfile:
 
 
 def check_host(host: str) -> str:
-    """Only loopback: load must never leave the machine (see docs/architecture.md, network rule)."""
+    """An http(s) base URL with a host and no path (whatever deployment the user points the load at;
+    the project's own tests only ever give it 127.0.0.1)."""
     parts = urlsplit(host)
     try:
-        port = parts.port
+        parts.port  # noqa: B018  (raises on a malformed port)
     except ValueError:
-        port = None
-    if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not port or parts.path not in ("", "/"):
-        raise ValueError(f"load may only target http://127.0.0.1:<port> (got {host!r})")
+        raise ValueError(f"load target {host!r} has a malformed port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(f"load needs an http(s) base URL with a host and no path (got {host!r})")
     return host.rstrip("/")
 
 
 class _SampleReader:
     """Incrementally parses the per-process JSONL files; tolerates a line still being written."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, inputs: dict[str, list] | None = None) -> None:
         self._directory = directory
+        self._inputs = inputs  # every request of the load carries the same inputs
         self._offsets: dict[Path, int] = {}
         self._items: list[Observation] = []
         self._lock = threading.Lock()
@@ -122,11 +126,11 @@ class _SampleReader:
             complete = chunk.rfind(b"\n") + 1  # only whole lines; the rest is read next time
             for line in chunk[:complete].splitlines():
                 if line.strip():
-                    self._items.append(_observation(json.loads(line)))
+                    self._items.append(_observation(json.loads(line), self._inputs))
             self._offsets[path] = offset + complete
 
 
-def _observation(record: dict) -> Observation:
+def _observation(record: dict, inputs: dict[str, list] | None = None) -> Observation:
     return Observation(
         started=float(record["t"]),
         latency_s=float(record["lat"]),
@@ -136,6 +140,8 @@ def _observation(record: dict) -> Observation:
         source="load",
         request_id=record.get("id"),
         target=record.get("target", ""),
+        outputs=record.get("out"),
+        inputs=inputs,
     )
 
 
@@ -151,7 +157,10 @@ class LoadRun:
         self.rundir = rundir
         self.command = command
         self.log_path = rundir / "locust.log"
-        self._reader = _SampleReader(rundir / "samples")
+        body = profile.body or _demo_body(profile.rows)
+        self._reader = _SampleReader(
+            rundir / "samples", {str(t["name"]): list(t["data"]) for t in body.get("inputs", [])}
+        )
         self._stopped = False
         self._stop_lock = threading.Lock()
 
@@ -294,10 +303,18 @@ def _locust_env(profile: LoadProfile, samples_dir: Path) -> dict[str, str]:
         "SBDD_LOAD_TIMEOUT_S": repr(float(profile.timeout_s)),
         "SBDD_LOAD_THINK_S": repr(float(profile.think_s)),
         "SBDD_LOAD_TASK_MIX": json.dumps(profile.task_mix),
+        "SBDD_LOAD_BODY": json.dumps(profile.body or _demo_body(profile.rows)),
+        "SBDD_LOAD_HEADERS": json.dumps(profile.headers),
         "SBDD_LOAD_RUN_ID": f"load-{uuid.uuid4().hex[:8]}",
         "SBDD_LOAD_PARENT_PID": str(os.getpid()),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def _demo_body(rows: int) -> dict:
+    """A ``[rows, 4]`` FP32 batch named ``input`` (for callers that give no body of their model)."""
+    data = [round(0.1 * (i % 40) - 2.0, 3) for i in range(rows * 4)]
+    return {"inputs": [{"name": "input", "shape": [rows, 4], "datatype": "FP32", "data": data}]}
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

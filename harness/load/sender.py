@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from harness import trace
-from harness.drivers.v2 import V2Client
+from harness.drivers.v2 import V2Client, request_inputs
 from harness.observations import Observation
 
 
@@ -76,6 +76,8 @@ class InferSender:
             source="driver",
             request_id=request_id,
             target=f"POST {path}",
+            outputs={str(o.get("name")): o.get("data") for o in outputs or [] if isinstance(o, dict)} or None,
+            inputs=request_inputs(body),
         )
         return Sent(observation, request_id, echoed, timed_out, body, outputs)
 

@@ -89,6 +89,13 @@ def _check(item: pytest.Item, template: Any) -> None:
     missing = resolution.missing(state.target.capabilities)
     if missing and not problems:
         item.add_marker(pytest.mark.skip(reason=skip_reason(state.target.name, missing)))
+        return
+    title = f"{Path(template.feature.filename).stem}: {rendered.name}"
+    for key, reason in state.target.known_defects.items():
+        if key in title:
+            item.add_marker(
+                pytest.mark.xfail(reason=f"known defect of {state.target.name}: {reason}", strict=True)
+            )
 
 
 def _undefined(step: ScenarioStep) -> str:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 import sut
 from sut.errors import ApiError, NotFound, install_error_handlers
-from sut.gateway import admin, feature_log_api
+from sut.gateway import admin, feature_log_api, repository_api
 from sut.gateway.catalog import Catalog
 from sut.gateway.catalog_store import open_store
 from sut.gateway.feature_log import FeatureLog
@@ -121,6 +121,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     _add_v2_routes(app, gateway)  # first: routes are matched in order and inference is the hot path
     _add_registry_routes(app, gateway)
     app.include_router(admin.router)
+    app.include_router(repository_api.router)
     app.include_router(feature_log_api.labels_router)
     app.include_router(feature_log_api.admin_router)
 

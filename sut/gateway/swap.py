@@ -40,12 +40,15 @@ class SwapCoordinator:
         self.drain_timeout = drain_timeout
         # model -> version being swapped in; workers registering meanwhile are told to load it too
         self.targets: dict[str, str] = {}
+        self.unloaded: set[str] = set()  # models unloaded through the repository API: assigned to nobody
         self._locks: dict[str, asyncio.Lock] = {}
 
     def assignments(self) -> list[dict[str, Any]]:
         """What a newly registered worker should load: every production version, plus swap targets."""
         out = []
         for name, entry in self.catalog.models.items():
+            if name in self.unloaded:
+                continue
             wanted = [entry.aliases.get(PRODUCTION), self.targets.get(name)]
             for version in dict.fromkeys(v for v in wanted if v is not None):
                 rec = entry.versions.get(version)
@@ -68,6 +71,50 @@ class SwapCoordinator:
             raise ApiError(f"a swap of model {model!r} is already in progress", 409)
         async with lock:
             return await self._swap_locked(model, version, action)
+
+    async def load(self, model: str, version: str) -> dict[str, Any]:
+        """Repository ``load``: ``version`` becomes production and every healthy worker holds it."""
+        lock = self._locks.setdefault(model, asyncio.Lock())
+        if lock.locked():
+            raise ApiError(f"a swap of model {model!r} is already in progress", 409)
+        async with lock:
+            self.unloaded.discard(model)
+            if self.registry.serving_model(model):  # a hot swap (or nothing, if already production)
+                return await self._swap_locked(model, version, "load")
+            # the model was unloaded: every healthy worker loads it again
+            started = time.monotonic()
+            rec = self.catalog.get_version(model, version)
+            workers = [w for w in self.registry.workers.values() if w.healthy]
+            payload = {
+                "parameters": {"version": version, "artifact_uri": rec.artifact_uri, "sha256": rec.sha256}
+            }
+            results = await asyncio.gather(*(self._load(w, model, payload) for w in workers))
+            failed = [(w, s, t) for w, (s, t) in zip(workers, results, strict=True) if s != 200]
+            if failed:
+                loaded = [w for w, (s, _) in zip(workers, results, strict=True) if s == 200]
+                await self._undo(model, version, loaded)
+                self.unloaded.add(model)
+                raise await self._failure(model, None, version, "load", failed, loaded)
+            protect = 2 * self.registry.heartbeat_interval + 1.0
+            for w in workers:
+                w.add_loaded((model, version), protect)
+            await self.catalog.set_alias(model, PRODUCTION, version)
+            answer = self._answer(model, None, version, started, workers)
+            await self.catalog.audit("load", model, {k: v for k, v in answer.items() if k != "model"})
+            return answer
+
+    async def unload(self, model: str) -> dict[str, Any]:
+        """Repository ``unload``: no routing to any version of the model, in-flight requests finish on
+        their workers (the worker's unload waits for them), every version released."""
+        lock = self._locks.setdefault(model, asyncio.Lock())
+        async with lock:
+            self.unloaded.add(model)
+            versions = sorted({v for w in self.registry.workers.values() for m, v in w.models if m == model})
+            for version in versions:
+                await self._unload_everywhere(model, version)
+            details = {"versions": versions}
+            await self.catalog.audit("unload", model, details)
+            return {"model": model, "unloaded": versions}
 
     async def rollback(self, model: str) -> dict[str, Any]:
         target = self.catalog.previous_production(model)

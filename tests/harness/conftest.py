@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from fixtures.models import demo_versions
-from harness.backends.base import ClusterSpec
 from harness.backends.local import LocalBackend
 from harness.processes import process_state as harness_process_state
+from harness.targets.reference import ClusterSpec, ReferenceCluster
 
 # Short enough that expiry tests are quick, long enough that a busy 2-core machine does not expire
 # healthy workers by accident (expiry = 3 missed heartbeats = 1.5 s).
@@ -48,16 +48,40 @@ def local_backend(tmp_path: Path) -> Iterator[LocalBackend]:
 
 
 @pytest.fixture
-def local_cluster(local_backend: LocalBackend, demo_artifact_root: Path) -> LocalBackend:
-    """A started cluster: gateway + 2 workers holding demo v1."""
-    local_backend.start(_demo_spec(demo_artifact_root))
-    return local_backend
+def local_cluster(local_backend: LocalBackend, demo_artifact_root: Path) -> Iterator[ReferenceCluster]:
+    """A started reference cluster on the local backend: gateway + 2 workers holding demo v1."""
+    cluster = ReferenceCluster(local_backend)
+    try:
+        cluster.start(_demo_spec(demo_artifact_root))
+        yield cluster
+    finally:
+        cluster.teardown()
+
+
+@pytest.fixture
+def start_local_cluster(local_backend: LocalBackend) -> Iterator[Callable[[ClusterSpec], ReferenceCluster]]:
+    """``start_local_cluster(spec)``: a reference cluster started on the test's local backend."""
+    started: list[ReferenceCluster] = []
+
+    def start(spec: ClusterSpec) -> ReferenceCluster:
+        cluster = ReferenceCluster(local_backend)
+        started.append(cluster)
+        cluster.start(spec)
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.teardown()
 
 
 @pytest.fixture
 def make_demo_spec(demo_artifact_root: Path) -> Callable[..., ClusterSpec]:
-    """``make_demo_spec(workers=2, **overrides)``: the demo spec on the session's artifact root."""
-    return lambda workers=2, **overrides: _demo_spec(demo_artifact_root, workers, **overrides)
+    """``make_demo_spec(workers=2, artifact_root=..., **overrides)``: the demo spec (on the session's
+    artifact root unless told)."""
+    def make(workers: int = 2, artifact_root: Path = demo_artifact_root, **overrides: object) -> ClusterSpec:
+        return _demo_spec(artifact_root, workers, **overrides)
+
+    return make
 
 
 def _pid_gone(pid: int) -> bool:

@@ -1,4 +1,4 @@
-"""The local backend's link faults on a real cluster: partition, heal, latency, teardown."""
+"""The local backend's link faults on a real reference cluster: partition, heal, latency, teardown."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import pytest
 from harness.backends.base import BackendError
 from harness.backends.local import LocalBackend
 from harness.drivers.worker import WorkerProbe
+from harness.targets.reference import ClusterSpec, ReferenceCluster
+from harness.waiting import until
 from harness.world import World
 
 HEARTBEAT_S = 0.5  # expiry after 3 missed heartbeats = 1.5 s
@@ -28,30 +30,34 @@ def _workers(client: httpx.Client) -> list[dict]:
     return answer["workers"] if isinstance(answer, dict) else answer
 
 
-def _wait(check, timeout: float, interval: float = 0.05) -> float:
-    """Seconds until ``check()`` is true; fails after ``timeout``."""
+def _wait(check, timeout: float, what: str = "the condition") -> float:
+    """Seconds until ``check()`` is true; :class:`~harness.waiting.WaitTimeout` after ``timeout``."""
     started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"not true within {timeout} s"
-        time.sleep(interval)
+    until(check, timeout=timeout, what=what)
     return time.monotonic() - started
 
 
 @pytest.fixture
-def linked(local_backend: LocalBackend, make_demo_spec) -> LocalBackend:
-    local_backend.start(
-        make_demo_spec(
-            workers=2, heartbeat_interval=HEARTBEAT_S, upstream_timeout=UPSTREAM_TIMEOUT_S, fault_links=True
-        )
+def linked_cluster(start_local_cluster, make_demo_spec) -> ReferenceCluster:
+    spec: ClusterSpec = make_demo_spec(
+        workers=2, heartbeat_interval=HEARTBEAT_S, upstream_timeout=UPSTREAM_TIMEOUT_S, fault_links=True
     )
-    return local_backend
+    return start_local_cluster(spec)
 
 
 @pytest.fixture
-def client(linked: LocalBackend):
+def linked(linked_cluster: ReferenceCluster) -> LocalBackend:
+    """The backend of the linked cluster: where the faults are applied."""
+    assert isinstance(linked_cluster.backend, LocalBackend)
+    return linked_cluster.backend
+
+
+@pytest.fixture
+def client(linked_cluster: ReferenceCluster):
+    assert linked_cluster.spec is not None
     with httpx.Client(
-        base_url=linked.gateway_url,
-        headers={"Authorization": f"Bearer {linked.spec.admin_token}"},
+        base_url=linked_cluster.gateway_url,
+        headers={"Authorization": f"Bearer {linked_cluster.spec.admin_token}"},
         timeout=10.0,
         trust_env=False,
     ) as c:
@@ -60,42 +66,48 @@ def client(linked: LocalBackend):
 
 def test_workers_are_reached_through_their_proxies(linked: LocalBackend, client: httpx.Client) -> None:
     listed = {w["name"]: w["url"] for w in _workers(client)}
-    own = {s.name: s.url for s in linked.workers()}
+    own = {s.name: s.url for s in linked.services() if s.kind == "worker"}
     assert set(listed) == {"worker-1", "worker-2"}
     for name, url in listed.items():
         assert url != own[name], "the gateway must reach the worker through its fault proxy"
     assert _infer(client).status_code == 200
 
 
-def test_partition_stops_routing_then_heal_restores(linked: LocalBackend, client: httpx.Client) -> None:
+def test_partition_stops_routing_then_heal_restores(
+    linked_cluster: ReferenceCluster, linked: LocalBackend, client: httpx.Client
+) -> None:
     probe = WorkerProbe("worker-2", linked.service("worker-2").url)
-    old_id = linked.worker_id("worker-2")
+    old_id = linked_cluster.worker_id("worker-2")
     linked.partition("gateway", "worker-2")
-    gone_after = _wait(lambda: "worker-2" not in {w["name"] for w in _workers(client)}, timeout=5.0)
+    gone_after = _wait(
+        lambda: "worker-2" not in {w["name"] for w in _workers(client)}, 5.0, "the gateway dropping worker-2"
+    )
     assert gone_after <= 3 * HEARTBEAT_S + 1.0, f"expired after {gone_after:.2f} s"
     assert probe.status() is not None, "the worker itself keeps running: only the link is cut"
     answers = [_infer(client) for _ in range(20)]
     assert [a.status_code for a in answers] == [200] * 20
 
     linked.partition("gateway", "worker-1")  # the last worker too: the model is unavailable
-    _wait(lambda: not _workers(client), timeout=5.0)
+    _wait(lambda: not _workers(client), 5.0, "the gateway dropping every worker")
     answer = _infer(client)
     assert answer.status_code == 503 and "demo" in answer.json()["error"]
 
     served_before = probe.served("demo")
     linked.heal_all()
-    _wait(lambda: {"worker-1", "worker-2"} <= {w["name"] for w in _workers(client)}, timeout=10.0)
+    _wait(
+        lambda: {"worker-1", "worker-2"} <= {w["name"] for w in _workers(client)}, 10.0, "both registering again"
+    )
     new_ids = {w["id"] for w in _workers(client) if w["name"] == "worker-2"}
     assert old_id not in new_ids, "an expired worker registers again under a new id"
     for _ in range(20):
         assert _infer(client).status_code == 200
     assert probe.served("demo") > served_before, "requests reach the healed worker again"
-    assert linked.links is not None and linked.links.clean()
+    assert linked.links.clean()
 
 
 def test_latency_is_added_and_removed(linked: LocalBackend, client: httpx.Client) -> None:
     linked.partition("gateway", "worker-2")  # one path only, so that every request crosses the delay
-    _wait(lambda: len(_workers(client)) == 1, timeout=5.0)
+    _wait(lambda: len(_workers(client)) == 1, 5.0, "one worker left")
 
     def p50() -> float:
         times = []
@@ -122,22 +134,30 @@ def test_latency_is_added_and_removed(linked: LocalBackend, client: httpx.Client
 
 
 def test_links_are_only_between_the_gateway_and_a_worker(linked: LocalBackend) -> None:
-    with pytest.raises(BackendError, match="workers never talk to each other"):
+    # the workers declare links with the gateway only: none between two workers
+    with pytest.raises(BackendError, match=r"no fault-injectable link between 'worker-1' and 'worker-2'"):
         linked.partition("worker-1", "worker-2")
     with pytest.raises(BackendError, match="no fault-injectable link"):
         linked.partition("gateway", "worker-9")
+    with pytest.raises(BackendError, match="no fault-injectable link"):
+        linked.set_latency("worker-1", "worker-2", 0.1)
+    with pytest.raises(BackendError, match=">= 0"):
+        linked.set_latency("gateway", "worker-1", -0.1)
+    assert linked.links.clean(), "a refused fault must leave every link clean"
 
 
-def test_without_fault_links_the_backend_refuses_faults(local_cluster: LocalBackend) -> None:
-    with pytest.raises(BackendError, match="fault_links=True"):
-        local_cluster.partition("gateway", "worker-1")
+def test_without_fault_links_the_backend_refuses_faults(local_cluster: ReferenceCluster) -> None:
+    with pytest.raises(BackendError, match="links that accept network faults"):
+        local_cluster.backend.partition("gateway", "worker-1")
+    with pytest.raises(BackendError, match="links that accept network faults"):
+        local_cluster.backend.set_latency("gateway", "worker-1", 0.1)
 
 
 def test_world_heals_at_teardown_even_after_a_failure(linked: LocalBackend, tmp_path: Path) -> None:
     world = World(linked, workdir=tmp_path / "world")
     world.partition("gateway", "worker-2")
     world.add_latency("gateway", "worker-1", 500)
-    assert linked.links is not None and not linked.links.clean()
+    assert not linked.links.clean()
     try:
         raise AssertionError("a step failed")
     except AssertionError:
@@ -147,8 +167,8 @@ def test_world_heals_at_teardown_even_after_a_failure(linked: LocalBackend, tmp_
 
 
 def test_teardown_closes_every_proxy(linked: LocalBackend) -> None:
-    assert linked.links is not None
-    ports = [p.port for link in linked.links._links.values() for p in link.both()]
+    ports = [proxy.port for proxy in linked.links._proxies.values()]
+    assert len(ports) == 4, "one proxy each way on each of the two gateway <-> worker links"
     linked.partition("gateway", "worker-1")
     linked.teardown()
     for port in ports:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,32 +13,40 @@ from harness.backends.local import LocalBackend
 from harness.drivers.gateway import GatewayClient
 from harness.faults.memory import detect_mechanism
 from harness.observations import Observations
+from harness.targets.reference import ClusterSpec, ReferenceCluster
+from harness.targets.reference.models import model_spec
+from harness.waiting import poll
 
 MB = 1_000_000
 pytestmark = pytest.mark.slow
 
 
-def _gateway(backend: LocalBackend) -> GatewayClient:
-    assert backend.spec is not None
+def _gateway(cluster: ReferenceCluster) -> GatewayClient:
+    assert cluster.spec is not None and cluster.spec.artifact_root is not None
+    root = cluster.spec.artifact_root
     return GatewayClient(
-        backend.gateway_url, admin_token=backend.spec.admin_token, observations=Observations(), timeout=120.0
+        cluster.gateway_url,
+        admin_token=cluster.spec.admin_token,
+        models=lambda name: model_spec(root, name),
+        observations=Observations(),
+        timeout=120.0,
     )
 
 
 def _wait_exit(backend: LocalBackend, name: str, timeout: float = 20.0) -> int | None:
-    deadline = time.monotonic() + timeout
-    while backend.exit_code(name) is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return backend.exit_code(name)
+    return poll(lambda: backend.exit_code(name), lambda code: code is not None, timeout=timeout)
 
 
 @pytest.mark.skipif(not detect_mechanism().startswith("cgroup"), reason="needs a writable memory cgroup")
 def test_a_worker_loading_past_its_limit_is_oom_killed_and_the_limit_is_lifted(
-    local_backend: LocalBackend, make_demo_spec, demo_artifact_root: Path
+    local_backend: LocalBackend,
+    start_local_cluster: Callable[[ClusterSpec], ReferenceCluster],
+    make_demo_spec,
+    demo_artifact_root: Path,
 ) -> None:
     big = large_model(demo_artifact_root, "demo", "big300", 300 * MB)
-    local_backend.start(make_demo_spec(workers=1))
-    gateway = _gateway(local_backend)
+    cluster = start_local_cluster(make_demo_spec(workers=1))
+    gateway = _gateway(cluster)
     try:
         assert gateway.register_version("demo", big.artifact_uri, version="big300").ok
         mechanism = local_backend.limit_memory("worker-1", 150 * MB)
@@ -47,7 +55,7 @@ def test_a_worker_loading_past_its_limit_is_oom_killed_and_the_limit_is_lifted(
         assert limit is not None and limit.cgroup is not None and limit.cgroup.is_dir()
         assert not local_backend.oom_killed("worker-1")  # alive: no kill yet
 
-        worker_id = local_backend.worker_id("worker-1")
+        worker_id = cluster.worker_id("worker-1")
         answer = gateway.swap("demo", "big300")
         code = _wait_exit(local_backend, "worker-1")
 
@@ -64,16 +72,16 @@ def test_a_worker_loading_past_its_limit_is_oom_killed_and_the_limit_is_lifted(
 
 
 def test_a_limit_survives_a_restart_and_a_plain_kill_is_not_an_oom_kill(
-    local_backend: LocalBackend, make_demo_spec
+    local_backend: LocalBackend, start_local_cluster: Callable[[ClusterSpec], ReferenceCluster], make_demo_spec
 ) -> None:
-    local_backend.start(make_demo_spec(workers=1))
+    cluster = start_local_cluster(make_demo_spec(workers=1))
     local_backend.limit_memory("worker-1", 400 * MB)
     limit = local_backend.memory_limits.limit("worker-1")
     assert limit is not None
     assert local_backend.kill("worker-1") == -signal.SIGKILL
     assert not local_backend.oom_killed("worker-1"), "a SIGKILL from us was taken for an OOM kill"
 
-    local_backend.restart("worker-1")
+    cluster.restart("worker-1")
     pid = int(local_backend.service("worker-1").ident)
     if limit.cgroup is not None:
         assert str(pid) in (limit.cgroup / "cgroup.procs").read_text().split(), "restart escaped the limit"

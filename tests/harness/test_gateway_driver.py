@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from fixtures.models import demo_versions
 from harness import trace
-from harness.backends.base import ClusterSpec
 from harness.backends.local import LocalBackend
 from harness.drivers.gateway import AdminError, GatewayClient
 from harness.observations import Observations
 from harness.processes import free_port
+from harness.drivers.v2 import request_inputs
+from harness.targets.base import ModelSpec, mismatches
+from harness.targets.reference import ClusterSpec, ReferenceCluster
+from harness.targets.reference.models import model_spec
 
 TOKEN = "driver-test-token"
 
 
 @pytest.fixture(scope="module")
-def driver_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
+def driver_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceCluster]:
     """One cluster for the module (gateway + 1 worker); tests leave its state as they found it."""
     root = tmp_path_factory.mktemp("driver")
     demo_versions(root / "artifacts", ("1", "2", "3"))
     backend = LocalBackend(root / "cluster")
+    cluster = ReferenceCluster(backend)
     try:
-        backend.start(
+        cluster.start(
             ClusterSpec(
                 workers=1,
                 heartbeat_interval=0.5,
@@ -34,14 +38,31 @@ def driver_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBa
                 preload=[("demo", "1", "demo/1/model.onnx"), ("demo", "2", "demo/2/model.onnx")],
             )
         )
-        yield backend
+        yield cluster
     finally:
+        cluster.teardown()
         backend.teardown()
 
 
+def _models(cluster: ReferenceCluster) -> Callable[[str], ModelSpec]:
+    """The reference target's model specs (the demo's tensors, its artifacts' right answers)."""
+    assert cluster.spec is not None and cluster.spec.artifact_root is not None
+    root = cluster.spec.artifact_root
+    return lambda name: model_spec(root, name)
+
+
+def _client(cluster: ReferenceCluster, base_url: str | None = None, token: str = TOKEN) -> GatewayClient:
+    return GatewayClient(
+        base_url or cluster.gateway_url,
+        admin_token=token,
+        models=_models(cluster),
+        observations=Observations(),
+    )
+
+
 @pytest.fixture
-def client(driver_cluster: LocalBackend) -> Iterator[GatewayClient]:
-    gateway = GatewayClient(driver_cluster.gateway_url, admin_token=TOKEN, observations=Observations())
+def client(driver_cluster: ReferenceCluster) -> Iterator[GatewayClient]:
+    gateway = _client(driver_cluster)
     yield gateway
     gateway.close()
 
@@ -56,6 +77,22 @@ def test_infer_answers_with_the_production_version_and_is_recorded(client: Gatew
     assert (obs.status, obs.model_version, obs.request_id) == (200, "1", "req-1")
     assert obs.target == "POST /v2/models/demo/infer"
     assert obs.source == "driver" and 0 < obs.latency_s == answer.latency_s
+
+
+def test_the_request_comes_from_the_model_spec_and_the_answer_is_what_the_artifact_computes(
+    client: GatewayClient,
+) -> None:
+    spec = client.model_spec("demo")
+    answer = client.infer("demo", rows=4, seed=7)
+    assert answer.ok and answer.request is not None
+    (tensor,) = answer.request["inputs"]
+    assert (tensor["name"], tensor["datatype"], tensor["shape"]) == ("input", "FP32", [4, 4])
+    assert request_inputs(answer.request) == spec.rows(4, seed=7)
+    assert spec.expected is not None
+    expected = spec.expected("1", request_inputs(answer.request))
+    assert mismatches(expected, answer.outputs, spec.tolerance) == []
+    # judged against another version's artifact, the same answer is wrong: the check can fail
+    assert mismatches(spec.expected("2", request_inputs(answer.request)), answer.outputs, spec.tolerance)
 
 
 def test_a_version_no_worker_holds_is_a_503_naming_it(client: GatewayClient) -> None:
@@ -96,7 +133,7 @@ def test_health_and_metadata(client: GatewayClient) -> None:
     assert len(client.observations) == 0  # only inference is an observation
 
 
-def test_admin_queries(client: GatewayClient, driver_cluster: LocalBackend) -> None:
+def test_admin_queries(client: GatewayClient, driver_cluster: ReferenceCluster) -> None:
     status = client.status()
     assert status["models"][0]["aliases"]["production"] == "1"
     (worker,) = client.workers()
@@ -106,8 +143,8 @@ def test_admin_queries(client: GatewayClient, driver_cluster: LocalBackend) -> N
     assert any(e["action"] == "register_version" for e in client.audit())
 
 
-def test_admin_with_a_wrong_token_raises_with_the_status(driver_cluster: LocalBackend) -> None:
-    intruder = GatewayClient(driver_cluster.gateway_url, admin_token="wrong", observations=Observations())
+def test_admin_with_a_wrong_token_raises_with_the_status(driver_cluster: ReferenceCluster) -> None:
+    intruder = _client(driver_cluster, token="wrong")
     try:
         with pytest.raises(AdminError, match="401") as err:
             intruder.workers()
@@ -134,8 +171,8 @@ def test_register_swap_and_rollback(client: GatewayClient) -> None:
     assert client.infer("demo").model_version == "1"
 
 
-def test_no_answer_is_status_zero_not_an_exception(driver_cluster: LocalBackend, tmp_path: Path) -> None:
-    nobody = GatewayClient(f"http://127.0.0.1:{free_port()}", admin_token=TOKEN, observations=Observations())
+def test_no_answer_is_status_zero_not_an_exception(driver_cluster: ReferenceCluster, tmp_path: Path) -> None:
+    nobody = _client(driver_cluster, f"http://127.0.0.1:{free_port()}")
     try:
         answer = nobody.infer("demo")
         assert answer.status == 0 and not answer.ok and "ConnectError" in (answer.error or "")
@@ -144,12 +181,12 @@ def test_no_answer_is_status_zero_not_an_exception(driver_cluster: LocalBackend,
         nobody.close()
 
 
-def test_a_client_timeout_is_status_zero(driver_cluster: LocalBackend, client: GatewayClient) -> None:
-    driver_cluster.pause("gateway")  # accepts the connection (kernel backlog) but never answers
+def test_a_client_timeout_is_status_zero(driver_cluster: ReferenceCluster, client: GatewayClient) -> None:
+    driver_cluster.backend.pause("gateway")  # accepts the connection (kernel backlog) but never answers
     try:
         answer = client.infer("demo", timeout=0.3)
     finally:
-        driver_cluster.resume("gateway")
+        driver_cluster.backend.resume("gateway")
     assert answer.status == 0 and "Timeout" in (answer.error or "")
     assert 0.25 < answer.latency_s < 5
     assert client.infer("demo").ok  # the gateway serves again once resumed

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness import trace
-from harness.backends.base import ClusterSpec
 from harness.backends.local import LocalBackend
+from harness.targets.reference import ClusterSpec, ReferenceTarget
 from harness.world import World
 
 
@@ -37,6 +37,7 @@ def test_close_runs_undo_actions_newest_first_and_survives_failing_ones(world: W
 
 
 def test_gateway_needs_a_started_cluster(world: World) -> None:
+    assert isinstance(world.target, ReferenceTarget)  # the default target
     with pytest.raises(RuntimeError, match="no cluster started"):
         _ = world.gateway
 
@@ -47,20 +48,21 @@ def test_backend_actions_act_on_real_processes_and_touch_the_trace(
     process_state: Callable[[int], str],
     pid_gone: Callable[[int], bool],
 ) -> None:
-    world.start_cluster(make_demo_spec(workers=2))
+    world.prepare_models("demo", ("1", "2"))  # into the target's artifact root, where it reads its models
+    world.start_cluster(make_demo_spec(workers=2, artifact_root=world.reference.artifact_root))
     assert world.gateway.infer("demo").model_version == "1"
 
     with trace.step("when", "worker-1 is killed", "f.feature:1", "steps/x.py:1") as record:
-        assert world.kill_worker("worker-1") == -9
+        assert world.kill_service("worker-1") == -9
     assert record.touches == 1 and record.kinds == ["backend"]
     assert [s.name for s in world.running_workers()] == ["worker-2"]
 
-    world.restart_worker("worker-1")
+    world.restart_service("worker-1")
     assert [s.name for s in world.running_workers()] == ["worker-1", "worker-2"]
     assert world.add_workers(1) == ["worker-3"]
     assert len(world.gateway.workers()) >= 3  # the killed worker-1 may not have expired yet
 
-    assert world.stop_worker("worker-3", grace=5.0) == 0
+    assert world.stop_service("worker-3", grace=5.0) == 0
     assert "worker-3" not in [w["name"] for w in world.gateway.workers()]
 
     pid = int(world.backend.service("worker-2").ident)
@@ -73,7 +75,8 @@ def test_backend_actions_act_on_real_processes_and_touch_the_trace(
 
 
 def test_resume_then_close_is_harmless(world: World, make_demo_spec: Callable[..., ClusterSpec]) -> None:
-    world.start_cluster(make_demo_spec(workers=1))
+    world.prepare_models("demo", ("1", "2"))
+    world.start_cluster(make_demo_spec(workers=1, artifact_root=world.reference.artifact_root))
     world.pause("worker-1")
     world.resume("worker-1")
     assert world.gateway.ready().status == 200

@@ -99,8 +99,9 @@ class ReferenceTarget(Target):
         )
 
     def load_version(self, model: str, version: str) -> Any:
-        """The gateway's hot swap: every worker loads ``version``, then the alias flips (registered first
-        when the catalog does not know it yet)."""
+        """``POST /v2/repository/models/{m}/load`` on the gateway (behind the admin token): a hot swap on
+        every worker, or a reload after an unload. A version the catalog does not know yet is registered
+        first, from the artifact built for it."""
         gateway = self.world.gateway
         known = {str(v.get("version")) for v in gateway.versions(model)}
         if version not in known:
@@ -110,7 +111,15 @@ class ReferenceTarget(Target):
             registered = gateway.register_version(model, artifact.artifact_uri, version=version)
             if not registered.ok:
                 return registered
-        return gateway.swap(model, version)
+        body = {"parameters": {"version": version}}
+        return gateway.admin_call("POST", f"/v2/repository/models/{model}/load", json=body, timeout=120.0)
+
+    def unload(self, model: str, version: str | None = None) -> Any:
+        """``POST /v2/repository/models/{m}/unload`` on the gateway: every version, after its in-flight
+        requests."""
+        return self.world.gateway.admin_call(
+            "POST", f"/v2/repository/models/{model}/unload", json={}, timeout=120.0
+        )
 
     def restart(self, name: str) -> None:
         self.cluster.restart(name)
