@@ -140,12 +140,15 @@ def resolve_base_image(client) -> str:
     )
 
 
-def image_tag(kind: str, *, dockerfile: Path, reqs: list[str], base_image_id: str) -> str:
+def image_tag(
+    kind: str, *, dockerfile: Path, reqs: list[str], base_image_id: str, source_dir: Path | None = SUT_DIR
+) -> str:
+    """``servingbdd/<kind>:<hash>`` of every input; ``source_dir`` is the package copied in (None: none)."""
     digest = hashlib.sha256()
     for part in (kind.encode(), dockerfile.read_bytes(), "\n".join(reqs).encode(), base_image_id.encode()):
         digest.update(_digest(part).encode())
-    for path in _sources(SUT_DIR):
-        digest.update(str(path.relative_to(SUT_DIR)).encode())
+    for path in _sources(source_dir) if source_dir else []:
+        digest.update(str(path.relative_to(source_dir)).encode())
         digest.update(_digest(_read(path)).encode())
     return f"{IMAGE_REPOSITORY}/{kind}:{digest.hexdigest()[:16]}"
 
@@ -198,15 +201,18 @@ def prune_old_images(client, kind: str, keep: int = KEEP_IMAGES) -> None:
                 client.images.remove(tag, noprune=False)
 
 
-def assemble_context(context: Path, *, dockerfile: Path, reqs: list[str]) -> None:
+def assemble_context(
+    context: Path, *, dockerfile: Path, reqs: list[str], source_dir: Path | None = SUT_DIR
+) -> None:
+    """Dockerfile, requirements.txt, wheels/ and (unless None) ``source_dir`` under its own name."""
     shutil.copyfile(dockerfile, context / "Dockerfile")
     (context / "requirements.txt").write_text("\n".join(reqs) + "\n")
     wheels = context / "wheels"
     wheels.mkdir()
     for wheel in wheelhouse(reqs).glob("*.whl"):
         _link_or_copy(wheel, wheels / wheel.name)
-    for path in _sources(SUT_DIR):
-        target = context / "sut" / path.relative_to(SUT_DIR)
+    for path in _sources(source_dir) if source_dir else []:
+        target = context / source_dir.name / path.relative_to(source_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(_read(path))
 
