@@ -131,6 +131,11 @@ def _answers_both_versions(server: MLServerHandle, root: Path, artifacts) -> Non
     assert _outputs(answer) == pytest.approx(expected["2"], rel=1e-12)
     assert answer.json()["model_version"] == "2"
     assert _post(server, f"/v2/models/{MODEL}/versions/1/infer", infer_request(ROWS)).status_code == 404
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        metadata = client.get(f"{server.url}/v2/models/{MODEL}").json()
+    assert metadata["versions"] == ["2"]
+    assert metadata["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
+    assert [o["name"] for o in metadata["outputs"]] == [answer.json()["outputs"][0]["name"]]
 
 
 @pytest.fixture(scope="module")

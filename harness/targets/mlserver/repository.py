@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from fixtures.sklearn_models import ARTIFACT_FILE
+from fixtures.sklearn_models import ARTIFACT_FILE, DATATYPE, FEATURES, INPUT_NAME, OUTPUT_NAME
 
 MODEL_SETTINGS = "model-settings.json"
 SERVER_SETTINGS = "settings.json"
@@ -68,10 +68,17 @@ def write_server_settings(root: Path, settings: ServerSettings) -> Path:
 
 
 def model_settings(model: str, version: str) -> dict:
-    """``model-settings.json`` serving ``root/<model>/<version>/model.joblib`` as ``version``."""
+    """``model-settings.json`` serving ``root/<model>/<version>/model.joblib`` as ``version``.
+
+    The metadata (platform, versions, inputs, outputs) is declared because MLServer's metadata endpoints
+    answer only what the settings declare (empty lists otherwise); it does not enforce it on requests."""
     return {
         "name": model,
         "implementation": IMPLEMENTATION,
+        "platform": "sklearn",
+        "versions": [version],
+        "inputs": [{"name": INPUT_NAME, "datatype": DATATYPE, "shape": [-1, FEATURES]}],
+        "outputs": [{"name": OUTPUT_NAME, "datatype": DATATYPE, "shape": [-1, 1]}],
         "parameters": {"uri": f"./{version}/{ARTIFACT_FILE}", "version": version},
     }
 
