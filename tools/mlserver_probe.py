@@ -29,6 +29,7 @@ from harness.targets.mlserver.repository import (
     RepositoryClient,
     ServerSettings,
     make_repository,
+    model_settings,
 )
 from harness.targets.mlserver.server import MLServerHandle, start_container, start_local
 
@@ -88,6 +89,23 @@ def probe_protocol(args, base: Path) -> None:
         show("version metadata, loaded version", lambda: http.get("/v2/models/iris/versions/1"))
         show("version metadata, version not loaded", lambda: http.get("/v2/models/iris/versions/2"))
         show("model ready", lambda: http.get("/v2/models/iris/ready"))
+        # The same artifact as a model whose settings declare no metadata (only name, runtime, uri, version).
+        bare = {k: v for k, v in model_settings("bare", "1").items() if k in ("name", "implementation")}
+        bare["parameters"] = {
+            "uri": str(artifacts["1"].path.relative_to(root / "iris").as_posix()),
+            "version": "1",
+        }
+        (root / "bare").mkdir()
+        (root / "bare" / "1").symlink_to(artifacts["1"].path.parent)
+        (root / "bare" / "model-settings.json").write_text(json.dumps(bare))
+        show(
+            "load a model added after start (no metadata declared)",
+            lambda: repo.load("bare"),
+            json.dumps(bare),
+        )
+        show("its metadata", lambda: http.get("/v2/models/bare"))
+        show("its version metadata", lambda: http.get("/v2/models/bare/versions/1"))
+        show("unload it", lambda: repo.unload("bare"))
         show("version 2 ready (not loaded)", lambda: http.get("/v2/models/iris/versions/2/ready"))
         body = infer_request(rows, request_id="probe-1")
         show("infer with id", lambda: http.post("/v2/models/iris/infer", json=body), json.dumps(body))
