@@ -48,6 +48,13 @@ def host_pins() -> list[str]:
     return pins
 
 
+def unresolvable(pip_error: str) -> bool:
+    """Whether pip's error says the pins cannot be had together (not e.g. a network failure)."""
+    return any(
+        m in pip_error for m in ("ResolutionImpossible", "conflicting dependencies", "No matching distri")
+    )
+
+
 def requirements(*, with_host_pins: bool = True) -> list[str]:
     """MLServer's pins, plus (by default) the host's model-format pins."""
     return [*MLSERVER_PINS, *(host_pins() if with_host_pins else [])]
@@ -72,7 +79,7 @@ def ensure_venv(*, cache: Path | None = None, echo: Callable[[str], None] = prin
         _make(target, reqs, echo)
         return target
     except MLServerEnvError as exc:
-        if "ResolutionImpossible" not in str(exc) and "conflicting dependencies" not in str(exc):
+        if not unresolvable(str(exc)):
             raise
         echo(
             "servingbdd: mlserver venv: the host's "

@@ -40,12 +40,21 @@ def ensure_image(
     recipe = dockerfile()
     if not recipe.exists():
         raise ImageBuildError(f"{KIND} image: no Dockerfile at {recipe}")
-    reqs = env.requirements()
     base_id = docker_images._image_id(client, base) or f"pull:{base}"
-    tag = docker_images.image_tag(KIND, dockerfile=recipe, reqs=reqs, base_image_id=base_id, source_dir=None)
-    if docker_images._image_id(client, tag):
-        return BuiltImage(KIND, tag, built=False, seconds=time.monotonic() - started)
-    echo(f"servingbdd: {KIND} image: building {tag} on {base} (wheelhouse of {len(reqs)} pins first)")
+    for reqs in (env.requirements(), env.requirements(with_host_pins=False)):
+        tag = docker_images.image_tag(
+            KIND, dockerfile=recipe, reqs=reqs, base_image_id=base_id, source_dir=None
+        )
+        if docker_images._image_id(client, tag):
+            return BuiltImage(KIND, tag, built=False, seconds=time.monotonic() - started)
+        try:
+            docker_images.wheelhouse(reqs)  # cached by the pins; fails here if they cannot be had together
+            break
+        except ImageBuildError as exc:
+            if not env.unresolvable(str(exc)) or reqs == env.requirements(with_host_pins=False):
+                raise
+            echo(f"servingbdd: {KIND} image: {exc}; building without the host's pins")
+    echo(f"servingbdd: {KIND} image: building {tag} on {base}")
     with tempfile.TemporaryDirectory(prefix=f"servingbdd-{KIND}-context-") as tmp:
         docker_images.assemble_context(Path(tmp), dockerfile=recipe, reqs=reqs, source_dir=None)
         docker_images.build_image(
