@@ -105,6 +105,7 @@ def before_all(context: Any) -> None:
     if target.needs_backend:
         chosen, notice = choose(backend)
         print(notice, file=sys.stderr)
+        target.prepare(chosen, lambda line: print(line, file=sys.stderr))
         if chosen == "docker":  # build missing images now, with progress, not inside the first scenario
             from harness import offline_images
 

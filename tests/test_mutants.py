@@ -1,7 +1,7 @@
 """Prove that the features can fail: each runs against a broken variant of the cluster (a mutant).
 
 A mutant is ``tests/mutants/<name>/sitecustomize.py``, put first on the services' PYTHONPATH through
-``HARNESS_SUT_PYTHONPATH``; it patches one ``sut`` function when a service starts. Each check runs one
+``SERVINGBDD_SUT_PYTHONPATH``; it patches one ``sut`` function when a service starts. Each check runs one
 real scenario of ``features/`` with ``pytest --gherkin`` in a subprocess (real processes, ~20 s each).
 """
 
@@ -10,18 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-
-# Once the project is pip-installed, pytest loads the plugin through its pytest11 entry point; naming it
-# again with -p would register it twice.
-PLUGIN = (
-    []
-    if any(ep.name == "servingbdd" for ep in entry_points(group="pytest11"))
-    else ["-p", "harness.pytest_plugin"]
-)
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "tests" / "mutants"
@@ -31,12 +22,12 @@ pytestmark = pytest.mark.slow
 
 def _run_feature(keyword: str, mutant: str | None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
-    env.pop("HARNESS_SUT_PYTHONPATH", None)
+    env.pop("SERVINGBDD_SUT_PYTHONPATH", None)
     if mutant is not None:
-        env["HARNESS_SUT_PYTHONPATH"] = str(MUTANTS / mutant)
+        env["SERVINGBDD_SUT_PYTHONPATH"] = str(MUTANTS / mutant)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     argv = [
-        sys.executable, "-m", "pytest", *PLUGIN, "-p", "no:cacheprovider",
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
         "--gherkin", "--backend", "local", "-k", keyword, "--tb=line",
     ]  # fmt: skip
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -29,7 +29,14 @@ def requests_by_status(
     counts: Counter[str] = Counter()
     for family in text_string_to_metric_families(resp.text):
         for sample in family.samples:
-            if sample.name in names and sample.labels.get(spec.model_label) == model:
-                status = str(sample.labels.get(spec.status_label, "")) if spec.status_label else ""
-                counts[status] += int(sample.value)
+            labels = sample.labels
+            if sample.name not in names:
+                continue
+            if spec.model_label is not None and labels.get(spec.model_label) != model:
+                continue
+            route = str(labels.get(spec.path_label, "")) if spec.path_label else ""
+            if spec.path_contains is not None and spec.path_contains not in route:
+                continue
+            status = str(labels.get(spec.status_label, "")) if spec.status_label else ""
+            counts[status] += int(sample.value)
     return counts

@@ -60,19 +60,25 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """On docker, build missing images before the first scenario, with progress on the terminal."""
+    """Before the first scenario, with progress on the terminal: the target's own set-up, and on docker the
+    missing images."""
     state = run_state(session.config)
     if state is None or not state.target.needs_backend:
         return
     from harness.backends.select import choose
 
-    if choose(session.config.getoption("backend"))[0] != "docker":
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    echo = reporter.write_line if reporter is not None else print
+    backend = choose(session.config.getoption("backend"))[0]
+    try:
+        state.target.prepare(backend, echo)
+    except Exception as exc:  # a venv that cannot be made: one line, before any scenario
+        pytest.exit(f"servingbdd: preparing the {state.target.name} target failed: {exc}", returncode=1)
+    if backend != "docker":
         return
     from harness import offline_images
     from harness.docker_images import ImageBuildError
 
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    echo = reporter.write_line if reporter is not None else print
     try:
         offline_images.prepare(echo, state.target.images())
     except ImageBuildError as exc:

@@ -21,7 +21,7 @@ import abc
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -180,11 +180,11 @@ class MetricsSpec:
     url: str
     request_counter: str
     latency_histogram: str | None = None
-    model_label: str = "model"
+    model_label: str | None = "model"  # None: the counter has no model label (count every path below)
     version_label: str | None = "version"
     status_label: str | None = "status"
-    success_values: tuple[str, ...] = ("200",)  # status label values that count as served
-    extra: dict[str, str] = field(default_factory=dict)
+    path_label: str | None = None  # a label naming the route, e.g. "/v2/models/{model_name}/infer"
+    path_contains: str | None = None  # count only samples whose route contains this
 
 
 # -- the target ----------------------------------------------------------------------------------------
@@ -212,6 +212,11 @@ class Target(abc.ABC):
     def images(cls) -> list[ImageRecipe]:
         """The Docker images its services run in (built before the first docker scenario)."""
         return []
+
+    @classmethod
+    def prepare(cls, backend: str, echo: Callable[[str], None]) -> None:
+        """Session-wide set-up before the first scenario on ``backend`` (e.g. a venv), with progress."""
+        return None
 
     def has(self, capability: str) -> bool:
         return capability in self.capabilities

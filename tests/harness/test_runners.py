@@ -14,13 +14,8 @@ from pathlib import Path
 
 import pytest
 
-# Once the project is pip-installed, pytest loads the plugin through its pytest11 entry point; naming it
-# again with -p would register it twice.
-PLUGIN = (
-    []
-    if any(ep.name == "servingbdd" for ep in entry_points(group="pytest11"))
-    else ["-p", "harness.pytest_plugin"]
-)
+# The plugin comes in through its pytest11 entry point (``pip install -e .``); nothing names it with -p.
+PLUGIN_ENTRY_POINT = "servingbdd"
 
 ROOT = Path(__file__).resolve().parents[2]
 BEHAVE = Path(sys.executable).with_name("behave")
@@ -67,14 +62,14 @@ def _features(tmp_path: Path, text: str) -> Path:
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env.pop("HARNESS_SUT_PYTHONPATH", None)
+    env.pop("SERVINGBDD_SUT_PYTHONPATH", None)
     return env
 
 
 def _pytest(features: Path, trace: Path) -> subprocess.CompletedProcess[str]:
     argv = [
         sys.executable, "-m", "pytest",
-        *PLUGIN, "-p", "no:locust", "-p", "no:cacheprovider",
+        "-p", "no:locust", "-p", "no:cacheprovider",
         "--gherkin", "--backend", "local", "--features", str(features), "--step-trace", str(trace),
     ]  # fmt: skip
     return subprocess.run(argv, cwd=features.parent, env=_env(), capture_output=True, text=True, timeout=180)
@@ -92,6 +87,12 @@ def _trace(path: Path) -> list[dict]:
 RUNNERS = {"pytest": _pytest, "behave": _behave}
 
 
+def test_the_pytest_plugin_comes_in_through_its_entry_point() -> None:
+    (plugin,) = [ep for ep in entry_points(group="pytest11") if ep.name == PLUGIN_ENTRY_POINT]
+    assert plugin.value == "harness.pytest_plugin"
+    assert hasattr(plugin.load(), "pytest_addoption"), "the entry point must name the plugin package"
+
+
 @pytest.mark.parametrize("runner", sorted(RUNNERS))
 def test_an_undefined_step_fails_with_its_text_location_and_a_snippet(tmp_path: Path, runner: str) -> None:
     features = _features(tmp_path, UNDEFINED)
@@ -102,6 +103,12 @@ def test_an_undefined_step_fails_with_its_text_location_and_a_snippet(tmp_path: 
     assert "case.feature:4" in output, output
     assert '@when("the operator waves a magic wand over 3 workers"' in output, output
     assert "from harness.steps_registry import when" in output, output
+    if runner == "pytest":
+        # checked at collection: the run stops (exit 2) before any step runs or any service starts
+        assert result.returncode == 2, output
+        assert "1 undefined or ambiguous step(s) in the selected scenarios" in output, output
+        assert not (tmp_path / "trace.jsonl").exists() or not _trace(tmp_path / "trace.jsonl")
+        return
     records = _trace(tmp_path / "trace.jsonl")
     statuses = {r["text"]: r["status"] for r in records}
     assert statuses.get("the operator waves a magic wand over 3 workers") == "undefined", records
