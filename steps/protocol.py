@@ -9,6 +9,7 @@ report it upstream.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ from steps.swap import admin_action
 SENT = pytest.StashKey[tuple[str, list[Answer]]]()
 REFUSED = pytest.StashKey[Answer]()
 IN_FLIGHT = pytest.StashKey["InFlight"]()
+
+#: The largest calibration batch (a request of about 12 MB of JSON for 4 features per row).
+MAX_ROWS = 400_000
 
 #: Malformed requests, each a body (or raw bytes) made from a valid one.
 MALFORMED = (
@@ -358,28 +362,40 @@ class InFlight:
     example="Given a request for demo that takes about 2 seconds is in flight",
 )
 def request_in_flight(world: World, model: str, seconds: float) -> None:
-    """Calibrate a batch size from a timed batch, send a batch sized to take about ``seconds`` from
-    another thread, and return while it is under way."""
+    """Calibrate a batch size from timed batches, send a batch sized to take about ``seconds`` from another
+    thread (its body serialized in advance, so that it reaches the server at once), and return while the
+    server works on it."""
+    spec = world.model(model)
+    path = f"/v2/models/{model}/infer"
+
+    def timed(rows: int) -> Answer:
+        body = spec.request(rows, seed=21, request_id=f"timing-{rows}")
+        answer = world.v2.infer_raw(path, json.dumps(body).encode(), timeout=seconds * 10 + 30)
+        assert answer.ok, f"the timing request of {rows} rows failed: {_describe_answer(answer)}"
+        return answer
+
     rows = 2000
-    timed = world.v2.infer(model, rows=rows, seed=21)
-    assert timed.ok, f"the timing request failed: {_describe_answer(timed)}"
-    while timed.latency_s < seconds / 4 and rows < 400_000:
-        rows *= 4
-        timed = world.v2.infer(model, rows=rows, seed=21)
-        assert timed.ok, f"the timing request of {rows} rows failed: {_describe_answer(timed)}"
-    rows = max(rows, int(rows * seconds / max(timed.latency_s, 1e-3)))
+    latency = timed(rows).latency_s
+    while latency < seconds / 4 and rows < MAX_ROWS:
+        rows = min(rows * 4, MAX_ROWS)
+        latency = timed(rows).latency_s
+    rows = min(MAX_ROWS * 2, max(rows, int(rows * seconds / max(latency, 1e-3))))
     flight = InFlight(model, rows)
     world.stash[IN_FLIGHT] = flight
+    body = spec.request(rows, seed=22, request_id="in-flight")
+    raw = json.dumps(body).encode()
 
     def send() -> None:
-        flight.answer = world.v2.infer(model, rows=rows, seed=22, timeout=seconds * 10 + 30)
+        answer = world.v2.infer_raw(path, raw, timeout=seconds * 10 + 30)
+        answer.request = body
+        flight.answer = answer
         flight.answered_at = time.time()
 
     flight.sent_at = time.time()
     flight.thread = threading.Thread(target=send, name="in-flight", daemon=True)
     flight.thread.start()
     world.defer("wait for the request in flight", lambda: flight.thread.join(seconds * 10 + 35))
-    time.sleep(min(0.3, seconds / 4))  # on its way: sent and being read or computed
+    time.sleep(min(0.3, seconds / 4))  # sent: the server is reading or computing it
     assert flight.answered_at is None, f"the {rows}-row request was answered already: make it longer"
 
 

@@ -101,14 +101,20 @@ class V2Client:
         answer.request = body
         return answer
 
-    def infer_raw(self, path: str, body: bytes | dict, *, content_type: str = "application/json") -> Answer:
-        """POST any body to any path (malformed requests); recorded as an observation."""
+    def infer_raw(
+        self,
+        path: str,
+        body: bytes | dict,
+        *,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> Answer:
+        """POST any body to any path (malformed requests, or a body serialized in advance); recorded."""
         content = body if isinstance(body, bytes) else None
         payload = body if isinstance(body, dict) else None
         request_id = payload.get("id") if payload else None
-        return self._observed(
-            "POST", path, payload, request_id, None, content=content, headers={"Content-Type": content_type}
-        )
+        headers = {"Content-Type": content_type}
+        return self._observed("POST", path, payload, request_id, timeout, content=content, headers=headers)
 
     # -- health and metadata -------------------------------------------------------------------
     def ready(self) -> Answer:

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 import sut
-from sut.errors import ApiError, NotFound, install_error_handlers
+from sut.errors import ApiError, NotFound, Unavailable, install_error_handlers
 from sut.gateway import admin, feature_log_api, repository_api
 from sut.gateway.catalog import Catalog
 from sut.gateway.catalog_store import open_store
@@ -181,11 +181,22 @@ def _add_v2_routes(app: FastAPI, gw: Gateway) -> None:
         # alias meanwhile then always sees this request when it waits for the old version to drain
         try:
             resolved = gw.catalog.resolve(model, version)
-            parsed = parse_infer_request(parse_json(body))
+            if model in gw.swaps.unloaded:
+                raise Unavailable(f"model {model!r} is unloaded: load it through the repository API first")
         except ApiError as exc:
             gw.metrics.observe(model, version or "", exc.status, 0.0)
             raise
-        upstream = await gw.router.infer(model, resolved, body)
+        key = (model, resolved)
+        gw.router.in_flight.enter(key)  # accepted: a swap or an unload now waits for this request
+        try:
+            try:
+                parsed = parse_infer_request(parse_json(body))
+            except ApiError as exc:
+                gw.metrics.observe(model, version or "", exc.status, 0.0)
+                raise
+            upstream = await gw.router.infer(model, resolved, body)
+        finally:
+            gw.router.in_flight.leave(key)
         if upstream.status == 200:  # queued only: written off the event loop in batches
             gw.feature_log.record(parsed.id, model, resolved, parsed.inputs[0].array)
         return Response(upstream.body, status_code=upstream.status, media_type="application/json")

@@ -108,9 +108,10 @@ class SwapCoordinator:
         their workers (the worker's unload waits for them), every version released."""
         lock = self._locks.setdefault(model, asyncio.Lock())
         async with lock:
-            self.unloaded.add(model)
+            self.unloaded.add(model)  # no new request is accepted for it from now on
             versions = sorted({v for w in self.registry.workers.values() for m, v in w.models if m == model})
-            for version in versions:
+            for version in versions:  # the accepted ones finish first
+                await self.router.in_flight.wait_idle((model, version), self.drain_timeout)
                 await self._unload_everywhere(model, version)
             details = {"versions": versions}
             await self.catalog.audit("unload", model, details)

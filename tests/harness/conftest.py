@@ -78,6 +78,7 @@ def start_local_cluster(local_backend: LocalBackend) -> Iterator[Callable[[Clust
 def make_demo_spec(demo_artifact_root: Path) -> Callable[..., ClusterSpec]:
     """``make_demo_spec(workers=2, artifact_root=..., **overrides)``: the demo spec (on the session's
     artifact root unless told)."""
+
     def make(workers: int = 2, artifact_root: Path = demo_artifact_root, **overrides: object) -> ClusterSpec:
         return _demo_spec(artifact_root, workers, **overrides)
 

@@ -21,8 +21,11 @@ import httpx
 import pytest
 
 from harness import docker_cleanup
-from harness.backends.base import BackendError, ClusterSpec
+from harness.backends.base import BackendError
 from harness.docker_images import ImageBuildError, build_image, ensure_image, resolve_base_image
+from harness.targets.reference import ClusterSpec, ReferenceCluster, TrainerSpec
+from harness.targets.reference.services import IMAGES
+from harness.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 INFER_BODY = {
@@ -61,25 +64,23 @@ def _labelled(client, label: str) -> tuple[int, int, int]:
 
 
 def _wait_for(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
+    until(check, timeout=timeout, what=what, interval=0.1)
 
 
-def _listed_urls(backend) -> set[str]:
-    token = backend.spec.admin_token
-    resp = httpx.get(f"{backend.gateway_url}/admin/workers", headers={"Authorization": f"Bearer {token}"})
+def _listed_urls(cluster: ReferenceCluster) -> set[str]:
+    assert cluster.spec is not None
+    token = cluster.spec.admin_token
+    resp = httpx.get(f"{cluster.gateway_url}/admin/workers", headers={"Authorization": f"Bearer {token}"})
     resp.raise_for_status()
-    return {w["url"].rstrip("/") for w in resp.json()}
+    body = resp.json()
+    return {w["url"].rstrip("/") for w in (body["workers"] if isinstance(body, dict) else body)}
 
 
 # -- one cluster, a sequence of lifecycle actions ---------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def cluster(docker_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def cluster(docker_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceCluster]:
     from fixtures.models import demo_versions
     from harness.backends.docker import DockerBackend
 
@@ -92,16 +93,19 @@ def cluster(docker_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         artifact_root=root,
         preload=[("demo", "1", "demo/1/model.onnx"), ("demo", "2", "demo/2/model.onnx")],
     )
+    reference = ReferenceCluster(backend)
     try:
-        backend.start(spec)
-        yield backend
+        reference.start(spec)
+        yield reference
     finally:
+        reference.teardown()
         backend.teardown()
 
 
 @pytest.mark.docker
 def test_start_gateway_and_two_workers_and_infer_through_the_published_port(cluster) -> None:
-    names = {s.name: s for s in cluster.services()}
+    backend = cluster.backend
+    names = {s.name: s for s in backend.services()}
     assert set(names) == {"gateway", "worker-1", "worker-2"}
     assert all(s.running for s in names.values())
     assert cluster.gateway_url.startswith("http://127.0.0.1:")
@@ -110,15 +114,21 @@ def test_start_gateway_and_two_workers_and_infer_through_the_published_port(clus
     assert resp.json()["model_version"] == "1"
     assert _listed_urls(cluster) == {"http://worker-1:8001", "http://worker-2:8001"}
     # Published on 127.0.0.1 only.
-    ports = cluster.docker_container("gateway").attrs["NetworkSettings"]["Ports"]["8000/tcp"]
+    ports = backend.docker_container("gateway").attrs["NetworkSettings"]["Ports"]["8000/tcp"]
     assert {p["HostIp"] for p in ports} == {"127.0.0.1"}
+    # how each service sees the others: by alias on the scenario network, paths as mounted
+    placement = backend.placement("worker-1")
+    assert placement.url_of("gateway") == "http://gateway:8000"
+    assert placement.reached_by("gateway") == "http://worker-1:8001"
+    assert placement.path(cluster.spec.artifact_root / "demo") == "/artifacts/demo"
 
 
 @pytest.mark.docker
 def test_kill_exits_137_and_the_registry_drops_the_worker(cluster) -> None:
-    assert cluster.kill("worker-1") == 137
-    assert cluster.exit_code("worker-1") == 137
-    assert not cluster.service("worker-1").running
+    backend = cluster.backend
+    assert backend.kill("worker-1") == 137
+    assert backend.exit_code("worker-1") == 137
+    assert not backend.service("worker-1").running
     _wait_for("the gateway to expire worker-1", lambda: "http://worker-1:8001" not in _listed_urls(cluster))
     resp = httpx.post(f"{cluster.gateway_url}/v2/models/demo/infer", json=INFER_BODY, timeout=10)
     assert resp.status_code == 200, resp.text  # worker-2 still serves
@@ -126,22 +136,24 @@ def test_kill_exits_137_and_the_registry_drops_the_worker(cluster) -> None:
 
 @pytest.mark.docker
 def test_graceful_stop_exits_0_and_deregisters(cluster) -> None:
-    assert cluster.stop("worker-2", grace=5) == 0
+    backend = cluster.backend
+    assert backend.stop("worker-2", grace=5) == 0
     assert "http://worker-2:8001" not in _listed_urls(cluster)  # deregistered, not expired
-    assert cluster.logs("worker-2")  # the stopped container's logs stay readable
+    assert backend.logs("worker-2")  # the stopped container's logs stay readable
 
 
 @pytest.mark.docker
 def test_restart_starts_a_new_container_under_the_same_name(cluster) -> None:
-    old = cluster.service("worker-1")
+    backend = cluster.backend
+    old = backend.service("worker-1")
     old_worker_id = cluster.worker_id("worker-1")
     cluster.restart("worker-1")
-    new = cluster.service("worker-1")
+    new = backend.service("worker-1")
     assert new.running and new.ident != old.ident
     assert new.url == old.url  # same published port
     assert cluster.worker_id("worker-1") not in (None, old_worker_id)
-    assert cluster.exit_code("worker-1") is None
-    ids = [c.id for c in cluster._client.containers.list(all=True, filters={"name": "worker-1"})]
+    assert backend.exit_code("worker-1") is None
+    ids = [c.id for c in backend._client.containers.list(all=True, filters={"name": "worker-1"})]
     assert old.ident not in ids  # the old one was removed
     resp = httpx.post(f"{cluster.gateway_url}/v2/models/demo/infer", json=INFER_BODY, timeout=10)
     assert resp.status_code == 200, resp.text
@@ -149,14 +161,15 @@ def test_restart_starts_a_new_container_under_the_same_name(cluster) -> None:
 
 @pytest.mark.docker
 def test_pause_freezes_and_resume_thaws(cluster) -> None:
-    url = cluster.service("worker-1").url
-    cluster.pause("worker-1")
-    assert cluster.paused("worker-1") and cluster.service("worker-1").running
+    backend = cluster.backend
+    url = backend.service("worker-1").url
+    backend.pause("worker-1")
+    assert backend.paused("worker-1") and backend.service("worker-1").running
     with pytest.raises(httpx.TimeoutException):
         httpx.get(f"{url}/v2/health/live", timeout=1.0)
-    cluster.resume("worker-1")
-    cluster.resume("worker-1")  # a no-op when not paused
-    assert not cluster.paused("worker-1")
+    backend.resume("worker-1")
+    backend.resume("worker-1")  # a no-op when not paused
+    assert not backend.paused("worker-1")
     assert httpx.get(f"{url}/v2/health/live", timeout=5.0).status_code == 200
 
 
@@ -164,66 +177,72 @@ def test_pause_freezes_and_resume_thaws(cluster) -> None:
 def test_a_memory_limit_makes_the_kernel_oom_kill_a_loading_worker(cluster) -> None:
     from sut.demo_models import build_large_model
 
+    backend = cluster.backend
     big = build_large_model(cluster.spec.artifact_root, "big", "1", 160 * 2**20)
-    usage = cluster.docker_container("worker-1").stats(stream=False)["memory_stats"]["usage"]
+    usage = backend.docker_container("worker-1").stats(stream=False)["memory_stats"]["usage"]
     limit = usage + 48 * 2**20
-    assert cluster.limit_memory("worker-1", limit) == "docker"
+    assert backend.limit_memory("worker-1", limit) == "docker"
     body = {"parameters": {"version": "1", "artifact_uri": big.artifact_uri}}
     with contextlib.suppress(httpx.HTTPError):  # the connection dies with the process
-        httpx.post(f"{cluster.service('worker-1').url}/v2/repository/models/big/load", json=body, timeout=60)
-    _wait_for("worker-1 to exit", lambda: cluster.exit_code("worker-1") is not None, 30)
-    assert cluster.exit_code("worker-1") == 137
-    assert cluster.oom_killed("worker-1")
+        httpx.post(f"{backend.service('worker-1').url}/v2/repository/models/big/load", json=body, timeout=60)
+    _wait_for("worker-1 to exit", lambda: backend.exit_code("worker-1") is not None, 30)
+    assert backend.exit_code("worker-1") == 137
+    assert backend.oom_killed("worker-1")
     cluster.restart("worker-1")  # the limit applies to the new container too
-    assert cluster.docker_container("worker-1").attrs["HostConfig"]["Memory"] == limit
-    assert not cluster.oom_killed("worker-1")
-    assert cluster.limit_memory("worker-1", None) == "none"
-    lifted = cluster.docker_container("worker-1").attrs["HostConfig"]["Memory"]
+    assert backend.docker_container("worker-1").attrs["HostConfig"]["Memory"] == limit
+    assert not backend.oom_killed("worker-1")
+    assert backend.limit_memory("worker-1", None) == "none"
+    lifted = backend.docker_container("worker-1").attrs["HostConfig"]["Memory"]
     assert lifted == os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")  # as good as none
 
 
 @pytest.mark.docker
-def test_partition_and_heal_between_the_gateway_and_a_worker(cluster) -> None:
-    cluster.partition("gateway", "worker-1")
-    _wait_for(
-        "the gateway to expire cut-off worker-1", lambda: "http://worker-1:8001" not in _listed_urls(cluster)
-    )
-    assert cluster.service("worker-1").running  # neither service was told
-    cluster.heal("gateway", "worker-1")
-    _wait_for("worker-1 to register again", lambda: "http://worker-1:8001" in _listed_urls(cluster), 30)
+def test_without_fault_links_a_partition_is_refused_and_nothing_changes(cluster) -> None:
+    # Link faults always go through proxy containers: a cluster started without them has no
+    # fault-injectable link (partitions with proxies: test_fault_docker_links.py).
+    backend = cluster.backend
+    with pytest.raises(BackendError, match="no fault-injectable link between 'gateway' and 'worker-1'"):
+        backend.partition("gateway", "worker-1")
+    assert backend.service("worker-1").running
+    assert "http://worker-1:8001" in _listed_urls(cluster)
 
 
 @pytest.mark.docker
 def test_the_gateway_catalog_is_a_host_file_that_survives_a_restart(cluster) -> None:
-    catalog = cluster.data_file("gateway", "catalog.db")
+    backend = cluster.backend
+    catalog = backend.data_file("gateway", "catalog.db")
     assert catalog.is_file() and catalog.stat().st_size > 0
     cluster.restart("gateway")
     token = cluster.spec.admin_token
     models = httpx.get(f"{cluster.gateway_url}/admin/models", headers={"Authorization": f"Bearer {token}"})
-    assert models.status_code == 200 and [m["name"] for m in models.json()] == ["demo"]
-    with pytest.raises(BackendError, match="only the gateway"):
-        cluster.data_file("worker-1", "x")
+    body = models.json()
+    listed = body["models"] if isinstance(body, dict) else body
+    assert models.status_code == 200 and [m["name"] for m in listed] == ["demo"]
+    with pytest.raises(BackendError, match="worker-1 keeps no data files"):
+        backend.data_file("worker-1", "x")
     with pytest.raises(BackendError, match="outside"):
-        cluster.data_file("gateway", "../escape")
+        backend.data_file("gateway", "../escape")
 
 
 @pytest.mark.docker
 def test_actions_on_unknown_or_stopped_services_say_why(cluster) -> None:
+    backend = cluster.backend
     with pytest.raises(BackendError, match="no service named 'worker-9'"):
-        cluster.kill("worker-9")
+        backend.kill("worker-9")
     with pytest.raises(BackendError, match="worker-2: it is not running"):
-        cluster.pause("worker-2")
+        backend.pause("worker-2")
 
 
 @pytest.mark.docker
 def test_teardown_removes_containers_network_and_volume(cluster, docker_client) -> None:
-    label = f"{docker_cleanup.LABEL_SCENARIO}={cluster.scenario_id}"
+    backend = cluster.backend
+    label = f"{docker_cleanup.LABEL_SCENARIO}={backend.scenario_id}"
     assert _labelled(docker_client, label)[0] == 3  # gateway, worker-1 (new), worker-2 (stopped)
-    cluster.pause("worker-1")  # a paused container must go too
-    cluster.teardown()
+    backend.pause("worker-1")  # a paused container must go too
+    backend.teardown()
     assert _labelled(docker_client, label) == (0, 0, 0)
-    cluster.teardown()  # idempotent, never raises
-    assert (cluster.workdir / "logs" / "gateway.log").read_text()
+    backend.teardown()  # idempotent, never raises
+    assert (backend.workdir / "logs" / "gateway.log").read_text()
 
 
 @pytest.mark.docker
@@ -234,11 +253,11 @@ def test_a_service_that_dies_at_start_fails_fast_with_its_log(docker_client, tmp
     # Port 1 on the gateway container's own loopback: refused at once, the gateway exits 1.
     spec = ClusterSpec(workers=1, artifact_root=tmp_path, db="postgresql://servingbdd@127.0.0.1:1/none")
     for kind in ("gateway", "worker"):  # so that the timing below is the services' alone
-        ensure_image(kind, client=docker_client)
+        ensure_image(IMAGES[kind], client=docker_client)
     began = time.monotonic()
     try:
         with pytest.raises(BackendError, match=r"gateway exited \(code 1\)[^\n]*\n.*catalog"):
-            backend.start(spec)
+            ReferenceCluster(backend).start(spec)
         assert time.monotonic() - began < 60  # not the 90 s startup timeout
     finally:
         backend.teardown()
@@ -250,12 +269,13 @@ def test_a_service_that_dies_at_start_fails_fast_with_its_log(docker_client, tmp
 def test_a_trainer_starts_when_the_spec_asks_for_one(
     docker_client, tmp_path: Path, demo_artifact_root: Path
 ) -> None:
-    from harness.backends.base import TrainerSpec
     from harness.backends.docker import DockerBackend
 
     backend = DockerBackend(tmp_path / "cluster", startup_timeout=120.0)
     try:
-        backend.start(ClusterSpec(workers=0, artifact_root=demo_artifact_root, trainer=TrainerSpec()))
+        ReferenceCluster(backend).start(
+            ClusterSpec(workers=0, artifact_root=demo_artifact_root, trainer=TrainerSpec())
+        )
         trainer = backend.service("trainer")
         assert trainer.kind == "trainer" and trainer.running
         assert httpx.get(f"{trainer.url}/v2/health/live", timeout=10).status_code == 200
@@ -272,14 +292,14 @@ _KILLED_RUN = textwrap.dedent(
     from pathlib import Path
     from fixtures.models import demo_versions
     from harness import docker_cleanup
-    from harness.backends.base import ClusterSpec
     from harness.backends.docker import DockerBackend
+    from harness.targets.reference import ClusterSpec, ReferenceCluster
 
     def test_starts_a_cluster_and_hangs(tmp_path):
         demo_versions(tmp_path / "artifacts", ("1",))
         backend = DockerBackend(tmp_path / "cluster", startup_timeout=90.0)
-        backend.start(ClusterSpec(workers=1, artifact_root=tmp_path / "artifacts",
-                                  preload=[("demo", "1", "demo/1/model.onnx")]))
+        ReferenceCluster(backend).start(ClusterSpec(workers=1, artifact_root=tmp_path / "artifacts",
+                                                    preload=[("demo", "1", "demo/1/model.onnx")]))
         Path({marker!r}).write_text(docker_cleanup.RUN_ID)
         time.sleep(600)
     """
@@ -329,7 +349,7 @@ def test_a_sigkilled_run_leaves_nothing_after_the_next_run(
 
     nxt = DockerBackend(tmp_path / "next", startup_timeout=90.0)
     try:
-        nxt.start(ClusterSpec(workers=0, artifact_root=demo_artifact_root))
+        ReferenceCluster(nxt).start(ClusterSpec(workers=0, artifact_root=demo_artifact_root))
         assert _labelled(docker_client, run_label) == (0, 0, 0)
     finally:
         nxt.teardown()
@@ -372,8 +392,8 @@ def test_owner_alive_tells_a_reused_pid_from_the_owner() -> None:
 
 @pytest.mark.docker
 def test_images_are_reused_while_their_inputs_are_unchanged(docker_client) -> None:
-    first = ensure_image("worker", client=docker_client)
-    again = ensure_image("worker", client=docker_client)
+    first = ensure_image(IMAGES["worker"], client=docker_client)
+    again = ensure_image(IMAGES["worker"], client=docker_client)
     assert again.tag == first.tag and not again.built
     assert again.seconds < 5
 

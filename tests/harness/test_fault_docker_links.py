@@ -1,9 +1,10 @@
-"""Link faults on the docker backend, on real containers.
+"""Link faults on the docker backend, on real containers: a fault-proxy container per declared link.
 
-Without ``fault_links`` a partition takes the worker's container off the network (and latency is refused:
-no netem); with ``fault_links`` a fault-proxy container (``harness.faults.proxy_server``) sits on each
-worker link and partitions / latency go through it. ``harness/backends/docker.py`` mixes
-``DockerLinkFaults`` in. Skipped, with the reason, when no Docker engine or base image is available.
+A reference cluster started with ``fault_links`` declares a link between each worker and the gateway; the
+docker backend (:mod:`harness.faults.docker_links`) runs a proxy container ``link-<worker>-gateway`` on
+each (``harness.faults.proxy_server``), and partitions / latency go through it. Without ``fault_links``
+there is no link to fault and the backend says so. Skipped, with the reason, when no Docker engine or
+base image is available.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import httpx
 import pytest
 
 from harness.backends.base import BackendError
-from harness.backends.docker import DockerBackend
+from harness.backends.docker import LABEL_SERVICE, DockerBackend
 from harness.docker_cleanup import LABEL_SCENARIO
-from harness.faults.docker_links import LINK_PREFIX, DockerLinkFaults
+from harness.faults.docker_links import DockerLinks
+from harness.targets.reference import ReferenceCluster
+from harness.waiting import until
 
 pytestmark = pytest.mark.docker
 
@@ -40,14 +43,14 @@ def _require_docker() -> None:
         client.close()
     except Exception as exc:  # any reason to skip is said
         pytest.skip(f"no usable Docker engine / base image: {exc}")
-    assert issubclass(DockerBackend, DockerLinkFaults), "the docker backend must mix DockerLinkFaults in"
 
 
-def _start(tmp_path: Path, make_demo_spec, workers: int = 2, **overrides) -> Iterator[DockerBackend]:
+def _start(tmp_path: Path, make_demo_spec, workers: int = 2, **overrides) -> Iterator[ReferenceCluster]:
     _require_docker()
     backend = DockerBackend(tmp_path / "cluster")
+    cluster = ReferenceCluster(backend)
     try:
-        backend.start(
+        cluster.start(
             make_demo_spec(
                 workers=workers,
                 heartbeat_interval=HEARTBEAT_S,
@@ -55,23 +58,27 @@ def _start(tmp_path: Path, make_demo_spec, workers: int = 2, **overrides) -> Ite
                 **overrides,
             )
         )
-        yield backend
+        yield cluster
     finally:
+        cluster.teardown()
         backend.teardown()
 
 
 @pytest.fixture
-def docker_cluster(tmp_path: Path, make_demo_spec) -> Iterator[DockerBackend]:
-    yield from _start(tmp_path, make_demo_spec)
-
-
-@pytest.fixture
-def linked_cluster(tmp_path: Path, make_demo_spec) -> Iterator[DockerBackend]:
+def linked_cluster(tmp_path: Path, make_demo_spec) -> Iterator[ReferenceCluster]:
     yield from _start(tmp_path, make_demo_spec, fault_links=True)
 
 
 @pytest.fixture
-def admin(linked_cluster: DockerBackend) -> Iterator[httpx.Client]:
+def linked(linked_cluster: ReferenceCluster) -> DockerBackend:
+    """The backend of the linked cluster: where the faults are applied."""
+    assert isinstance(linked_cluster.backend, DockerBackend)
+    return linked_cluster.backend
+
+
+@pytest.fixture
+def admin(linked_cluster: ReferenceCluster) -> Iterator[httpx.Client]:
+    assert linked_cluster.spec is not None
     with httpx.Client(
         base_url=linked_cluster.gateway_url,
         headers={"Authorization": f"Bearer {linked_cluster.spec.admin_token}"},
@@ -82,16 +89,12 @@ def admin(linked_cluster: DockerBackend) -> Iterator[httpx.Client]:
 
 
 def _names(client: httpx.Client) -> set[str]:
-    answer = client.get("/admin/workers").json()
-    workers = answer["workers"] if isinstance(answer, dict) else answer
-    return {w["name"] for w in workers}
+    return {w["name"] for w in _workers(client)}
 
 
-def _wait(check, timeout: float) -> float:
+def _wait(check, timeout: float, what: str = "the condition") -> float:
     started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"not true within {timeout} s"
-        time.sleep(0.05)
+    until(check, timeout=timeout, what=what)
     return time.monotonic() - started
 
 
@@ -107,70 +110,69 @@ def _infer(client: httpx.Client) -> httpx.Response:
 def _proxy_containers(backend: DockerBackend) -> list:
     client = backend.docker_container("gateway").client
     labelled = client.containers.list(all=True, filters={"label": f"{LABEL_SCENARIO}={backend.scenario_id}"})
-    return [c for c in labelled if c.labels.get("servingbdd.service", "").startswith(LINK_PREFIX)]
+    return [c for c in labelled if c.labels.get(LABEL_SERVICE, "").startswith("link-")]
 
 
-def test_partition_and_heal_a_worker_container(docker_cluster) -> None:
-    body = BODY
-    with httpx.Client(
-        base_url=docker_cluster.gateway_url,
-        headers={"Authorization": f"Bearer {docker_cluster.spec.admin_token}"},
-        timeout=10.0,
-        trust_env=False,
-    ) as client:
-        docker_cluster.partition("gateway", "worker-2")
-        took = _wait(lambda: "worker-2" not in _names(client), timeout=3 * HEARTBEAT_S + 2.0)
-        assert docker_cluster.service("worker-2").running, "only the network is cut, the container runs"
-        statuses = [client.post("/v2/models/demo/infer", json=body).status_code for _ in range(20)]
-        assert statuses == [200] * 20, statuses
-
-        docker_cluster.heal("gateway", "worker-2")
-        _wait(lambda: "worker-2" in _names(client), timeout=15.0)
-        own = httpx.get(
-            docker_cluster.service("worker-2").url + "/v2/health/live", timeout=5.0, trust_env=False
-        )
-        assert own.status_code == 200, "the backend follows the worker's new host port after the reconnect"
-        statuses = [client.post("/v2/models/demo/infer", json=body).status_code for _ in range(20)]
-        assert statuses == [200] * 20, statuses
-        print(f"worker-2 dropped {took:.2f} s after the disconnect")
-
-        with pytest.raises(BackendError, match="no `tc`"):
-            docker_cluster.set_latency("gateway", "worker-1", 0.2)
+def test_without_fault_links_a_partition_is_refused(tmp_path: Path, make_demo_spec) -> None:
+    """No network-disconnect fallback: a cluster without fault links has no link to cut, and says so."""
+    started = _start(tmp_path, make_demo_spec, workers=1)
+    cluster = next(started)
+    try:
+        backend = cluster.backend
+        with pytest.raises(BackendError, match="no fault-injectable link between 'gateway' and 'worker-1'"):
+            backend.partition("gateway", "worker-1")
+        with pytest.raises(BackendError, match="no fault-injectable link"):
+            backend.set_latency("gateway", "worker-1", 0.2)
+        assert _proxy_containers(backend) == []
+        assert [w["name"] for w in cluster.admin.listed_workers()] == ["worker-1"]
+    finally:
+        started.close()
 
 
 # -- with fault_links: a fault-proxy container on each worker link ----------------------------------------
 
 
-def test_workers_are_reached_through_their_proxy_containers(linked_cluster, admin) -> None:
-    proxies = {c.labels["servingbdd.service"]: c for c in _proxy_containers(linked_cluster)}
-    assert sorted(proxies) == ["link-worker-1", "link-worker-2"]
+def test_workers_are_reached_through_their_proxy_containers(linked, admin) -> None:
+    proxies = {c.labels[LABEL_SERVICE]: c for c in _proxy_containers(linked)}
+    assert sorted(proxies) == ["link-worker-1-gateway", "link-worker-2-gateway"]
     for container in proxies.values():
         assert container.status == "running"
         published = container.attrs["NetworkSettings"]["Ports"]["9000/tcp"]
         assert {b["HostIp"] for b in published} == {"127.0.0.1"}, published
     urls = {w["name"]: w["url"].rstrip("/") for w in _workers(admin)}
-    assert urls == {"worker-1": "http://link-worker-1:8001", "worker-2": "http://link-worker-2:8001"}
+    assert urls == {
+        "worker-1": "http://link-worker-1-gateway:10002",
+        "worker-2": "http://link-worker-2-gateway:10002",
+    }, "each worker advertises its proxy's backward port, so the gateway's calls cross it"
+    placement = linked.placement("worker-1")
+    assert placement.url_of("gateway") == "http://link-worker-1-gateway:10001"
     assert [_infer(admin).status_code for _ in range(10)] == [200] * 10
-    assert "to_worker" in proxies["link-worker-1"].logs().decode(), "the proxy logs its links"
+    log = proxies["link-worker-1-gateway"].logs().decode()
+    assert "link forward:" in log and "link backward:" in log, f"the proxy logs its links: {log[-500:]}"
 
 
-def test_partition_blackholes_the_link_and_heal_restores_it(linked_cluster, admin) -> None:
-    linked_cluster.partition("gateway", "worker-2")
+def test_partition_blackholes_the_link_and_heal_restores_it(linked, admin) -> None:
+    linked.partition("gateway", "worker-2")
     took = _wait(lambda: "worker-2" not in _names(admin), timeout=3 * HEARTBEAT_S + 2.0)
     # Only the link is cut: the worker runs and still answers on its own published port.
-    own = httpx.get(linked_cluster.service("worker-2").url + "/v2/health/live", timeout=5.0, trust_env=False)
+    own = httpx.get(linked.service("worker-2").url + "/v2/health/live", timeout=5.0, trust_env=False)
     assert own.status_code == 200
+    assert linked.service("worker-2").running, "only the link is cut, the container runs"
     assert [_infer(admin).status_code for _ in range(20)] == [200] * 20
-    assert not linked_cluster._link_proxies.clean()
+    links: DockerLinks = linked.links
+    faults = links.describe()
+    assert faults["worker-2->gateway"]["mode"] == faults["gateway->worker-2"]["mode"] == "blackhole"
+    assert faults["worker-1->gateway"]["mode"] == "pass"
+    assert not links.clean()
 
-    linked_cluster.heal("gateway", "worker-2")
+    linked.heal("gateway", "worker-2")
     _wait(lambda: "worker-2" in _names(admin), timeout=15.0)
-    assert linked_cluster._link_proxies.clean()
+    assert links.clean()
     print(f"worker-2 dropped {took:.2f} s after the partition")
 
 
-def test_latency_is_added_and_removed(linked_cluster, admin) -> None:
-    linked_cluster.partition("gateway", "worker-2")  # one path only, so that every request crosses the delay
+def test_latency_is_added_and_removed(linked, admin) -> None:
+    linked.partition("gateway", "worker-2")  # one path only, so that every request crosses the delay
     _wait(lambda: _names(admin) == {"worker-1"}, timeout=3 * HEARTBEAT_S + 2.0)
 
     def p50() -> float:
@@ -182,34 +184,34 @@ def test_latency_is_added_and_removed(linked_cluster, admin) -> None:
         return statistics.median(times)
 
     base = p50()
-    linked_cluster.set_latency("gateway", "worker-1", 0.3)
+    linked.set_latency("gateway", "worker-1", 0.3)
     slowed = p50()
     print(f"requested +300 ms: p50 {base * 1000:.0f} ms -> {slowed * 1000:.0f} ms")
     assert 0.28 <= slowed - base <= 0.6, f"p50 {base * 1000:.0f} ms -> {slowed * 1000:.0f} ms"
 
-    linked_cluster.set_latency("gateway", "worker-1", 2.0)  # beyond the upstream deadline: a timely 504
+    linked.set_latency("gateway", "worker-1", 2.0)  # beyond the upstream deadline: a timely 504
     started = time.perf_counter()
     answer = _infer(admin)
     elapsed = time.perf_counter() - started
     assert answer.status_code == 504, answer.text
     assert elapsed < UPSTREAM_TIMEOUT_S + 0.5, f"answered after {elapsed:.2f} s"
 
-    linked_cluster.set_latency("gateway", "worker-1", 0.0)
+    linked.set_latency("gateway", "worker-1", 0.0)
     assert p50() < base + 0.1
-    with pytest.raises(BackendError, match="workers never talk to each other"):
-        linked_cluster.set_latency("worker-1", "worker-2", 0.1)
+    with pytest.raises(BackendError, match="no fault-injectable link between 'worker-1' and 'worker-2'"):
+        linked.set_latency("worker-1", "worker-2", 0.1)
 
 
-def test_a_restarted_worker_keeps_its_proxy(linked_cluster, admin) -> None:
-    before = {c.labels["servingbdd.service"]: c.id for c in _proxy_containers(linked_cluster)}
-    old_worker = linked_cluster.service("worker-1").ident
+def test_a_restarted_worker_keeps_its_proxy(linked_cluster, linked, admin) -> None:
+    before = {c.labels[LABEL_SERVICE]: c.id for c in _proxy_containers(linked)}
+    old_worker = linked.service("worker-1").ident
     linked_cluster.restart("worker-1")
-    assert linked_cluster.service("worker-1").ident != old_worker, "a new worker container"
-    after = {c.labels["servingbdd.service"]: c.id for c in _proxy_containers(linked_cluster)}
+    assert linked.service("worker-1").ident != old_worker, "a new worker container"
+    after = {c.labels[LABEL_SERVICE]: c.id for c in _proxy_containers(linked)}
     assert after == before, "the same proxy containers serve the restarted worker"
-    linked_cluster.partition("gateway", "worker-2")
+    linked.partition("gateway", "worker-2")
     _wait(lambda: _names(admin) == {"worker-1"}, timeout=3 * HEARTBEAT_S + 2.0)
-    linked_cluster.set_latency("gateway", "worker-1", 0.4)
+    linked.set_latency("gateway", "worker-1", 0.4)
     started = time.perf_counter()
     assert _infer(admin).status_code == 200
     assert time.perf_counter() - started >= 0.4, "the new container is reached through the proxy"
@@ -217,16 +219,18 @@ def test_a_restarted_worker_keeps_its_proxy(linked_cluster, admin) -> None:
 
 def test_teardown_removes_the_proxy_containers(tmp_path: Path, make_demo_spec) -> None:
     started = _start(tmp_path, make_demo_spec, workers=1, fault_links=True)
-    cluster = next(started)
-    assert len(_proxy_containers(cluster)) == 1
+    backend = next(started).backend
+    assert len(_proxy_containers(backend)) == 1
     started.close()  # the fixture's finally: teardown
 
     import docker
 
     fresh = docker.from_env(timeout=10)
     try:
-        left = fresh.containers.list(all=True, filters={"label": f"{LABEL_SCENARIO}={cluster.scenario_id}"})
+        left = fresh.containers.list(all=True, filters={"label": f"{LABEL_SCENARIO}={backend.scenario_id}"})
     finally:
         fresh.close()
     assert left == [], [c.name for c in left]
-    assert (tmp_path / "cluster" / "logs" / "link-worker-1.log").read_text(), "the proxy's log is kept"
+    assert (tmp_path / "cluster" / "logs" / "link-worker-1-gateway.log").read_text(), (
+        "the proxy's log is kept"
+    )

@@ -95,7 +95,9 @@ def test_partition_stops_routing_then_heal_restores(
     served_before = probe.served("demo")
     linked.heal_all()
     _wait(
-        lambda: {"worker-1", "worker-2"} <= {w["name"] for w in _workers(client)}, 10.0, "both registering again"
+        lambda: {"worker-1", "worker-2"} <= {w["name"] for w in _workers(client)},
+        10.0,
+        "both registering again",
     )
     new_ids = {w["id"] for w in _workers(client) if w["name"] == "worker-2"}
     assert old_id not in new_ids, "an expired worker registers again under a new id"

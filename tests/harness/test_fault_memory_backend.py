@@ -72,7 +72,9 @@ def test_a_worker_loading_past_its_limit_is_oom_killed_and_the_limit_is_lifted(
 
 
 def test_a_limit_survives_a_restart_and_a_plain_kill_is_not_an_oom_kill(
-    local_backend: LocalBackend, start_local_cluster: Callable[[ClusterSpec], ReferenceCluster], make_demo_spec
+    local_backend: LocalBackend,
+    start_local_cluster: Callable[[ClusterSpec], ReferenceCluster],
+    make_demo_spec,
 ) -> None:
     cluster = start_local_cluster(make_demo_spec(workers=1))
     local_backend.limit_memory("worker-1", 400 * MB)

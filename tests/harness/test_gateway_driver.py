@@ -11,9 +11,9 @@ from fixtures.models import demo_versions
 from harness import trace
 from harness.backends.local import LocalBackend
 from harness.drivers.gateway import AdminError, GatewayClient
+from harness.drivers.v2 import request_inputs
 from harness.observations import Observations
 from harness.processes import free_port
-from harness.drivers.v2 import request_inputs
 from harness.targets.base import ModelSpec, mismatches
 from harness.targets.reference import ClusterSpec, ReferenceCluster
 from harness.targets.reference.models import model_spec
