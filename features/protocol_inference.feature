@@ -22,7 +22,7 @@ Feature: Inference by the Open Inference Protocol
     Examples:
       | problem                              | mention                                      |
       | a body that is not JSON              | "json"                                       |
-      | no inputs                            | "inputs"                                     |
+      | no inputs                            | "input"                                      |
       | a shape that does not match its data | "shape" or "size"                            |
       | text where numbers belong            | "number" or "float" or "convert" or "data"   |
       | an unknown datatype                  | "datatype" or "FLOAT99"                      |

@@ -59,14 +59,9 @@ def resolve_steps(steps: list[ScenarioStep], registry: list[StepDefinition]) -> 
 
 
 def skip_reason(target: str, missing: list[tuple[str, ScenarioStep]]) -> str:
-    from harness.targets.base import CAPABILITIES
-
-    parts = [
-        f"{capability!r} ({CAPABILITIES.get(capability, '?')}), needed by {step.location} "
-        f"{step.keyword.capitalize()} {step.text}"
-        for capability, step in missing
-    ]
-    return f"target {target!r} lacks " + "; ".join(parts)
+    """``target 'mlserver' lacks 'workers' (first needed at features/x.feature:11), 'admin' (...)``."""
+    parts = [f"{capability!r} (first needed at {step.location})" for capability, step in missing]
+    return f"target {target!r} lacks " + ", ".join(parts)
 
 
 def ambiguous_message(step: ScenarioStep, found: list[StepDefinition]) -> str:

@@ -34,6 +34,13 @@ import parse
 CUSTOM_TYPES: dict[str, Callable[[str], Any]] = {}
 STEPS_ENTRY_POINT_GROUP = "servingbdd.steps"
 DEFAULT_PACKAGES = ("steps",)
+_project_root: Path | None = None  # whose pyproject.toml names the step packages (default: the cwd)
+
+
+def use_project(rootdir: Path) -> None:
+    """Read ``[tool.servingbdd] steps`` from ``rootdir``'s pyproject.toml (the runner's root directory)."""
+    global _project_root
+    _project_root = Path(rootdir)
 
 
 def parse_type(name: str) -> Callable[[Callable[[str], Any]], Callable[[str], Any]]:
@@ -162,7 +169,7 @@ def configured_packages(rootdir: Path | None = None) -> list[str]:
     names: list[str] = []
     if importlib.util.find_spec("steps") is not None:
         names.extend(DEFAULT_PACKAGES)
-    pyproject = (rootdir or Path.cwd()) / "pyproject.toml"
+    pyproject = (rootdir or _project_root or Path.cwd()) / "pyproject.toml"
     if pyproject.is_file():
         try:
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))

@@ -41,6 +41,8 @@ class GherkinReporter(TerminalReporter):
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         state = run_state(self.config)
         record = state.scenarios.get(report.nodeid) if state else None
+        if record is None and report.skipped and report.when == "setup" and ".feature::" in report.nodeid:
+            return self._skipped_at_setup(report)
         if record is None or report.when != "call":
             return super().pytest_runtest_logreport(report)
         from pytest_bdd.reporting import test_report_context_registry
@@ -63,7 +65,18 @@ class GherkinReporter(TerminalReporter):
         for keyword, text, line in record.steps:
             mark, markup = _MARKS.get(record.status.get(line, ""), _SKIPPED)
             self._tw.write(f"      {mark} {keyword} {text}\n", **markup)
-        word = "PASSED" if report.passed else ("FAILED" if report.failed else "SKIPPED")
-        self._tw.write(f"    {word} in {report.duration:.1f} s\n", **outcome_markup)
-        self.stats.setdefault(report.outcome, []).append(report)
+        category, _, word = self.config.hook.pytest_report_teststatus(report=report, config=self.config)
+        word = word[0] if isinstance(word, tuple) else word
+        reason = f": {report.wasxfail}" if hasattr(report, "wasxfail") else ""
+        self._tw.write(f"    {word} in {report.duration:.1f} s{reason}\n", **outcome_markup)
+        self.stats.setdefault(category, []).append(report)
         return None
+
+    def _skipped_at_setup(self, report: pytest.TestReport) -> None:
+        """A scenario skipped before it ran (a capability its target lacks): its title and the reason."""
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        title = report.nodeid.split("::", 1)[1]
+        self.ensure_newline()
+        self._tw.write(f"    Scenario: {title}\n      SKIPPED: {reason}\n", yellow=True)
+        self.stats.setdefault("skipped", []).append(report)

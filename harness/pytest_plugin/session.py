@@ -18,6 +18,7 @@ from harness.pytest_plugin.state import STATE, RunState, run_state
 def pytest_configure(config: pytest.Config) -> None:
     if not gherkin_enabled(config):
         return
+    from harness.steps_registry import use_project
     from harness.targets import ProfileError, TargetError, resolve
 
     features = Path(config.getoption("servingbdd_features") or config.rootpath / "features")
@@ -40,6 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if config.option.tbstyle == "auto":  # the step's own frame and message, not pytest-bdd's machinery
         config.option.tbstyle = "short"
+    use_project(config.rootpath)
     # Importing the module registers every library step with pytest-bdd (a loop at its module level).
     fixtures = importlib.import_module("harness.pytest_plugin.step_fixtures")
     if not config.pluginmanager.is_registered(fixtures):

@@ -47,9 +47,18 @@ class ExternalTarget(Target):
             )
 
     def serve(self, model: str, version: str, **options: Any) -> None:
+        """Check that the deployment serves ``version``; with the repository capability, first make it the
+        loaded version (the reset between scenarios: an earlier one may have loaded or unloaded another)."""
         if options:
             raise TargetError(f"an external deployment takes no start options (got {sorted(options)})")
         self.prepare_models(model, [version])
+        if self.has("repository"):
+            loaded = self.load_version(model, version)
+            if not loaded.ok:
+                raise TargetError(
+                    f"{self.profile.url} did not load {model} version {version} "
+                    f"({loaded.status or 'no answer'}: {loaded.error or loaded.body!r})"
+                )
         ready = self.world.v2.model_ready(model, version)
         if not ready.ok:
             raise TargetError(
@@ -73,7 +82,7 @@ class ExternalTarget(Target):
         """Repository extension: ``POST /v2/repository/models/{model}/load`` naming the version."""
         self.require("repository")
         body = {"parameters": {"version": version}}
-        return self.world.v2.call("POST", f"/v2/repository/models/{model}/load", json=body)
+        return self.world.v2.call("POST", f"/v2/repository/models/{model}/load", json=body, timeout=120.0)
 
     def unload(self, model: str, version: str | None = None) -> Any:
         self.require("repository")

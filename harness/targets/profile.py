@@ -25,8 +25,8 @@ A profile is a file given with ``--target-profile FILE`` (behave: ``-D target_pr
     versions = ["1", "2"]
     inputs = [{name = "input", datatype = "FP32", shape = [-1, 4]}]
     outputs = [{name = "predict", datatype = "FP32", shape = [-1, 1]}]
-    [[models.examples]]                       # optional: known answers, to judge outputs
-    version = "1"
+    [[models.examples]]                       # optional: known answers (one row each), to judge outputs;
+    version = "1"                             # requests then carry these inputs (repeated for a batch)
     inputs = {input = [0.1, 0.2, 0.3, 0.4]}
     outputs = {predict = [1.234]}
 
@@ -165,15 +165,23 @@ def _model(reader: _Reader, where: str) -> tuple[ModelSpec, list[Example]]:
             Example(version, example.value("inputs", dict), example.value("outputs", dict))  # type: ignore[arg-type]
         )
 
+    def generate(rows: int, seed: int) -> dict[str, list[Any]]:
+        example = examples[seed % len(examples)]  # one row each: a batch repeats it
+        return {name: list(data) * rows for name, data in example.inputs.items()}
+
     def expected(version: str, given: dict[str, list[Any]]) -> dict[str, list[float]]:
         for example in examples:
-            if example.version == version and example.inputs == given:
-                return example.outputs
+            if example.version != version:
+                continue
+            width = len(next(iter(example.inputs.values())))
+            rows = len(next(iter(given.values()), [])) // max(width, 1)
+            if rows and all(list(data) * rows == given.get(name) for name, data in example.inputs.items()):
+                return {name: list(data) * rows for name, data in example.outputs.items()}
         raise KeyError(f"no example of {name} version {version} for these inputs")
 
-    spec = ModelSpec(name, versions, inputs, outputs, expected=expected if examples else None)
-    if examples:  # requests use the examples' inputs, so that their answers can be judged
-        spec.generate = lambda rows, seed: examples[seed % len(examples)].inputs
+    spec = ModelSpec(name, versions, inputs, outputs)
+    if examples:  # requests carry the examples' inputs, so that their answers can be judged
+        spec.generate, spec.expected = generate, expected
     return spec, examples
 
 

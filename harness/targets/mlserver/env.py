@@ -32,7 +32,7 @@ MLSERVER_PINS = (f"mlserver=={MLSERVER_VERSION}", f"mlserver-sklearn=={MLSERVER_
 # What a joblib-pickled scikit-learn model depends on: these must match between test process and server.
 HOST_PINNED = ("scikit-learn", "numpy", "joblib")
 _COMPLETE = ".complete"  # written last: a venv without it is a half-made one (interrupted install)
-_PROGRESS = ("Collecting ", "Installing collected", "Successfully installed", "ERROR", "WARNING")
+_PROGRESS = ("Installing collected", "ERROR", "WARNING")  # one line per stage, not one per package
 
 
 class MLServerEnvError(RuntimeError):
