@@ -72,6 +72,13 @@ python tools/stub_report.py --trace reports/trace-local.jsonl --max-hollow 0
 step "acceptance features: behave, local backend"
 behave -D backend=local --junit --junit-directory reports/behave
 
+step "acceptance features: MLServer target, local backend (scenarios it cannot serve are skipped)"
+pytest --gherkin --target mlserver --backend local \
+  --junitxml=reports/features-mlserver-local.xml --cucumberjson=reports/features-mlserver-local.cucumber.json
+
+step "a project of its own using the harness as a package (examples/own-server), against MLServer"
+(cd examples/own-server && pytest --gherkin --target mlserver --backend local --junitxml=../../reports/example.xml)
+
 if [ "$DOCKER" = 1 ]; then
   step "acceptance features: pytest, docker backend"
   pytest --gherkin --backend docker \
@@ -82,7 +89,7 @@ else
 fi
 
 step "nothing left behind"
-processes=$(pgrep -f -- '-m sut\.(gateway|worker|trainer)( |$)' | wc -l || true)
+processes=$(pgrep -f -- '(-m sut\.(gateway|worker|trainer)|mlserver start)( |$)' | wc -l || true)
 echo "service processes left: $processes"
 [ "$processes" = 0 ]
 if [ "$DOCKER" = 1 ]; then

@@ -25,7 +25,6 @@ class ExternalTarget(Target):
 
     def __init__(self, world: World) -> None:
         super().__init__(world)
-        self.capabilities = self.profile.capabilities  # type: ignore[misc]
         self.verify = self.profile.verify
         self.timeout = self.profile.timeout_s
 
@@ -95,4 +94,6 @@ class ExternalTarget(Target):
 
 def external_target(profile: Profile) -> type[ExternalTarget]:
     """A target class bound to ``profile``."""
-    return type("ExternalTarget", (ExternalTarget,), {"profile": profile})
+    return type(
+        "ExternalTarget", (ExternalTarget,), {"profile": profile, "capabilities": profile.capabilities}
+    )
