@@ -2,8 +2,8 @@
 
     python benchmarks/cluster_ready.py [--runs 5] [--workers 3]
 
-* ready: ``LocalBackend.start`` for a gateway + N workers holding demo v1, artifacts already built
-  (median of the runs; target < 2 s).
+* ready: the reference cluster (``World.start_cluster``: gateway, preload, N workers registered holding
+  demo v1) on the local backend, artifacts already built (median of the runs; target < 2 s).
 * overhead: what a scenario costs beyond starting the services: creating the World and closing it
   (undo actions + process teardown) (median; target < 0.5 s).
 
@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures.models import demo_versions
-from harness.backends.base import ClusterSpec
 from harness.backends.local import LocalBackend
+from harness.targets.reference import ClusterSpec
 from harness.world import World
 
 READY_TARGET_S = 2.0
@@ -42,15 +42,18 @@ def cpu_seconds(pid: int) -> float:
 
 def one_scenario(scratch: Path, artifact_root: Path, workers: int) -> tuple[float, float, dict[str, float]]:
     """(seconds to ready, seconds of harness overhead, start phases) for one World-driven scenario."""
+    # The scenario's artifact root (where the reference target reads its models) is the shared, built one.
+    (scratch / "scenario").mkdir(parents=True)
+    (scratch / "scenario" / "artifacts").symlink_to(artifact_root, target_is_directory=True)
     t0 = time.perf_counter()
     backend = LocalBackend(scratch / "cluster")
     world = World(backend, workdir=scratch / "scenario")
     preload = [("demo", "1", "demo/1/model.onnx")]
-    spec = ClusterSpec(workers=workers, artifact_root=artifact_root, preload=preload)
+    spec = ClusterSpec(workers=workers, artifact_root=world.reference.artifact_root, preload=preload)
     t1 = time.perf_counter()
     world.start_cluster(spec)
     t2 = time.perf_counter()
-    phases = dict(backend.startup_timings)
+    phases = dict(world.reference.cluster.startup_timings)
     phases["services_cpu_s"] = sum(cpu_seconds(int(s.ident)) for s in backend.services())
     assert world.gateway.infer("demo").ok, "the cluster does not serve"
     t3 = time.perf_counter()

@@ -27,7 +27,7 @@ VERBS = ("start", "stop", "kill", "pause", "swap", "load", "send", "check", "dra
 BODIES = (
     "    world.gateway.call({i})\n",
     "    world.flag_{i} = True\n",
-    "    assert world.kill_worker({i}) is None\n",
+    "    assert world.kill_service({i}) is None\n",
     "    raise NotImplementedError('later')\n",
     "    answer = world.gateway.infer('demo', [[{i}]])\n    assert answer.status == 200\n",
 )

@@ -8,6 +8,7 @@ real scenario of ``features/`` with ``pytest --gherkin`` in a subprocess (real p
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,18 @@ ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "tests" / "mutants"
 
 pytestmark = pytest.mark.slow
+
+# ``-k`` expressions selecting exactly one scenario each: scenario tests are named by their titles (the
+# feature file's name counts too, hence "not back" for the swap scenario of hot_swap.feature).
+CHURN_KILLED = "registry and killed"  # Workers that are <stopped> leave the registry[killed]
+SWAP_UNDER_LOAD = "continuous and swap and not back"  # Swap from version 1 to version 2 under continuous load
+BUDGET_REFUSES = "budget and refuses"  # The worker's memory budget refuses a model larger than the budget
+REGISTER_AT_ONCE = "register and once"  # 50 workers register at once
+ONLY_WORKER_CUT_OFF = "only and cut and unavailable"  # With its only worker cut off, the model is ...
+SLOW_LINK = "slow and link and deadline"  # A slow link delays the answers, and beyond the deadline ...
+QUICK_ERROR = "quick and error and restarted"  # The client of a killed worker gets a quick error and ...
+NO_BETTER = "better and rejected"  # A retrained model that does no better is rejected and ...
+DAMAGED_HEADER = "damaged and header"  # The catalog database file is damaged (<damage>) ...[its header]
 
 
 def _run_feature(keyword: str, mutant: str | None) -> subprocess.CompletedProcess[str]:
@@ -30,21 +43,26 @@ def _run_feature(keyword: str, mutant: str | None) -> subprocess.CompletedProces
         sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
         "--gherkin", "--backend", "local", "-k", keyword, "--tb=line",
     ]  # fmt: skip
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # exactly one scenario ran (a -k that selects nothing, or two, would prove nothing)
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    ran = sum(int(n) for n, _ in re.findall(r"(\d+) (passed|failed|errors?)\b", summary))
+    assert ran == 1, f"-k {keyword!r} ran {ran} scenarios: {summary}\n{result.stdout[-3000:]}"
+    return result
 
 
 def test_worker_churn_catches_a_gateway_that_never_expires_workers() -> None:
-    mutant = _run_feature("killed", "never_expire")
+    mutant = _run_feature(CHURN_KILLED, "never_expire")
     assert mutant.returncode == 1, mutant.stdout[-3000:]
     assert "✗ Then within 3 seconds the gateway lists 1 worker" in mutant.stdout, mutant.stdout[-3000:]
     assert "it still lists 3" in mutant.stdout, mutant.stdout[-3000:]
 
-    real = _run_feature("killed", None)
+    real = _run_feature(CHURN_KILLED, None)
     assert real.returncode == 0, real.stdout[-3000:]
 
 
 def test_hot_swap_catches_a_worker_that_releases_the_old_model_before_loading_the_new() -> None:
-    mutant = _run_feature("version_1_to_version_2", "release_before_load")
+    mutant = _run_feature(SWAP_UNDER_LOAD, "release_before_load")
     assert mutant.returncode == 1, mutant.stdout[-3000:]
     assert "✗ And during the swap every request was answered successfully" in mutant.stdout, mutant.stdout[
         -3000:
@@ -54,76 +72,76 @@ def test_hot_swap_catches_a_worker_that_releases_the_old_model_before_loading_th
 
 
 def test_oom_catches_a_worker_that_loads_past_its_memory_budget() -> None:
-    mutant = _run_feature("memory_budget_refuses", "over_budget")
+    mutant = _run_feature(BUDGET_REFUSES, "over_budget")
     assert mutant.returncode == 1, mutant.stdout[-3000:]
     refused = "✗ Then the swap of demo is refused as over the memory budget"
     assert refused in mutant.stdout, mutant.stdout[-3000:]
     assert "the gateway answered 200" in mutant.stdout, mutant.stdout[-3000:]
 
-    real = _run_feature("memory_budget_refuses", None)
+    real = _run_feature(BUDGET_REFUSES, None)
     assert real.returncode == 0, real.stdout[-3000:]
 
 
 def test_concurrency_catches_a_registration_that_is_not_atomic() -> None:
-    mutant = _run_feature("register_at_once", "racy_registration")
+    mutant = _run_feature(REGISTER_AT_ONCE, "racy_registration")
     assert mutant.returncode == 1, mutant.stdout[-3000:]
     assert "✗ Then within 30 seconds the gateway lists 51 workers" in mutant.stdout, mutant.stdout[-3000:]
 
-    real = _run_feature("register_at_once", None)
+    real = _run_feature(REGISTER_AT_ONCE, None)
     assert real.returncode == 0, real.stdout[-3000:]
 
 
 def test_network_partition_catches_a_gateway_that_never_expires_an_unreachable_worker() -> None:
-    mutant = _run_feature("only_worker_cut_off", "never_expire")
+    mutant = _run_feature(ONLY_WORKER_CUT_OFF, "never_expire")
     assert mutant.returncode == 1, mutant.stdout[-3000:]
     assert "✗ Then within 3 heartbeat intervals the gateway no longer lists worker-1" in mutant.stdout, (
         mutant.stdout[-3000:]
     )
 
-    real = _run_feature("only_worker_cut_off", None)
+    real = _run_feature(ONLY_WORKER_CUT_OFF, None)
     assert real.returncode == 0, real.stdout[-3000:]
 
 
 def test_network_partition_catches_a_gateway_without_a_deadline_on_upstream_calls() -> None:
-    mutant = _run_feature("slow_link", "no_deadline")
+    mutant = _run_feature(SLOW_LINK, "no_deadline")
     assert mutant.returncode == 1, mutant.stdout[-3000:]
     assert "✗ Then 5 inference requests for demo are each answered 504 or 503 within 1.5 seconds" in (
         mutant.stdout
     ), mutant.stdout[-3000:]
 
-    real = _run_feature("slow_link", None)
+    real = _run_feature(SLOW_LINK, None)
     assert real.returncode == 0, real.stdout[-3000:]
 
 
 def test_worker_restart_catches_a_gateway_that_waits_on_a_dead_worker() -> None:
-    mutant = _run_feature("killed_worker_gets_a_quick_error", "hang_on_dead_worker")
+    mutant = _run_feature(QUICK_ERROR, "hang_on_dead_worker")
     assert mutant.returncode == 1, mutant.stdout[-3000:]
     assert "✗ Then the request is answered 502 or 503 within 2 seconds of the kill" in mutant.stdout, (
         mutant.stdout[-3000:]
     )
     assert "got 504" in mutant.stdout, mutant.stdout[-3000:]
 
-    real = _run_feature("killed_worker_gets_a_quick_error", None)
+    real = _run_feature(QUICK_ERROR, None)
     assert real.returncode == 0, real.stdout[-3000:]
 
 
 def test_drift_retrain_catches_a_trainer_that_skips_the_held_out_check() -> None:
-    mutant = _run_feature("does_no_better", "skip_holdout_check")
+    mutant = _run_feature(NO_BETTER, "skip_holdout_check")
     assert mutant.returncode == 1, mutant.stdout[-3000:]
     rejected = "✗ And the retraining run of demo is rejected with a reason saying"
     assert rejected in mutant.stdout, mutant.stdout[-3000:]
     assert "it ended 'completed' with new version '2'" in mutant.stdout, mutant.stdout[-3000:]
 
-    real = _run_feature("does_no_better", None)
+    real = _run_feature(NO_BETTER, None)
     assert real.returncode == 0, real.stdout[-3000:]
 
 
 def test_database_corruption_catches_a_gateway_that_dies_on_a_corrupt_database() -> None:
-    mutant = _run_feature("damaged and header", "dies_on_corrupt_db")
+    mutant = _run_feature(DAMAGED_HEADER, "dies_on_corrupt_db")
     assert mutant.returncode == 1, mutant.stdout[-3000:]
     assert "✗ Then within 5 seconds the gateway reports its catalog database corrupt" in mutant.stdout, (
         mutant.stdout[-3000:]
     )
 
-    real = _run_feature("damaged and header", None)
+    real = _run_feature(DAMAGED_HEADER, None)
     assert real.returncode == 0, real.stdout[-3000:]

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from harness.faults.proxy import FaultProxy
+from harness.waiting import http_ok, until
 
 
 def _free_port() -> int:
@@ -30,13 +31,7 @@ def upstream_port(tmp_path_factory):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/hello.txt", timeout=0.5)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
+    until(lambda: http_ok(f"http://127.0.0.1:{port}/hello.txt", timeout=0.5), timeout=10, what="the upstream")
     yield port
     proc.kill()
     proc.wait()

@@ -79,19 +79,28 @@ def test_repository_files(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def _recipe(reqs: list[str]) -> docker_images.ImageRecipe:
+    """MLServer's image recipe for ``reqs``: what :func:`image.recipe` makes, minus its wheelhouse check."""
+    return docker_images.ImageRecipe(
+        image.KIND, docker_images.DOCKER_DIR / "Dockerfile.mlserver", tuple(reqs)
+    )
+
+
 def test_venv_and_image_keys_follow_the_pins(tmp_path: Path) -> None:
     reqs = env.requirements()
     assert reqs[:3] == list(env.MLSERVER_PINS)
     assert any(pin.startswith("scikit-learn==") for pin in reqs)  # joblib files load the same there
     assert env.venv_dir(reqs, cache=tmp_path) == env.venv_dir(list(reversed(reqs)), cache=tmp_path)
     assert env.venv_dir(reqs, cache=tmp_path) != env.venv_dir([*reqs[:-1], "numpy==0.0"], cache=tmp_path)
-    tag = docker_images.image_tag(
-        image.KIND, dockerfile=image.dockerfile(), reqs=reqs, base_image_id="sha256:x", source_dir=None
-    )
+    recipe = _recipe(reqs)
+    dockerfile = recipe.resolved_dockerfile()
+    tag = docker_images.image_tag(recipe, dockerfile=dockerfile, reqs=reqs, base_image_id="sha256:x")
     assert tag.startswith("servingbdd/mlserver:")
+    fewer = _recipe(reqs[:-1])
     assert tag != docker_images.image_tag(
-        image.KIND, dockerfile=image.dockerfile(), reqs=reqs[:-1], base_image_id="sha256:x", source_dir=None
+        fewer, dockerfile=dockerfile, reqs=reqs[:-1], base_image_id="sha256:x"
     )
+    assert tag != docker_images.image_tag(recipe, dockerfile=dockerfile, reqs=reqs, base_image_id="sha256:y")
 
 
 def test_image_context_holds_no_package_sources(tmp_path: Path, monkeypatch) -> None:
@@ -99,9 +108,13 @@ def test_image_context_holds_no_package_sources(tmp_path: Path, monkeypatch) -> 
     wheels.mkdir()
     (wheels / "a-1-py3-none-any.whl").write_bytes(b"x")
     monkeypatch.setattr(docker_images, "wheelhouse", lambda reqs: wheels)  # no download for this check
+    recipe = _recipe(["x==1"])
+    assert recipe.sources == ()
     context = tmp_path / "ctx"
     context.mkdir()
-    docker_images.assemble_context(context, dockerfile=image.dockerfile(), reqs=["x==1"], source_dir=None)
+    docker_images.assemble_context(
+        context, recipe=recipe, dockerfile=recipe.resolved_dockerfile(), reqs=["x==1"]
+    )
     assert sorted(p.name for p in context.iterdir()) == ["Dockerfile", "requirements.txt", "wheels"]
 
 

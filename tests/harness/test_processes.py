@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.processes import ManagedProcess, free_port, kill_all, live_processes, spawn
+from harness.waiting import until
 
 PY = sys.executable
 
@@ -184,11 +186,93 @@ def test_no_child_outlives_its_parent(
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
+    until(predicate, timeout=timeout, what="the condition", interval=0.02)
 
 
 def _wait_for_text(path: Path, text: str) -> None:
     _wait_for(lambda: path.exists() and text in path.read_text())
+
+
+# -- services a SIGKILLed run left behind ----------------------------------------------------------------
+OWNER = """
+import sys
+from pathlib import Path
+from harness.processes import spawn
+sleeper = [sys.executable, "-c", "import time; time.sleep(300)"]
+print(spawn("left-behind", sleeper, log_path=Path(sys.argv[1])).pid, flush=True)
+sys.stdin.readline()  # until told to end (normally: atexit kills the service, removes the pidfile)
+"""
+NEXT_RUN = """
+import sys
+from pathlib import Path
+from harness.processes import spawn
+spawn("next", [sys.executable, "-c", "pass"], log_path=Path(sys.argv[1])).wait(30)
+"""
+
+
+def _owner(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """A run that spawns a service and sleeps; returns it and the service's pid."""
+    owner = subprocess.Popen(
+        [PY, "-c", OWNER, str(tmp_path / "left.log")],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    return owner, int(owner.stdout.readline())  # type: ignore[union-attr]
+
+
+def test_the_next_run_kills_the_services_of_a_sigkilled_run(
+    tmp_path: Path, subprocess_env: dict[str, str], pid_gone: Callable[[int], bool]
+) -> None:
+    # A TMPDIR of its own: the sweep sees only this test's pidfiles, not other runs' on this machine.
+    env = {**subprocess_env, "TMPDIR": str(tmp_path)}
+    pidfiles = tmp_path / "servingbdd-services"
+    owner, service = _owner(tmp_path, env)
+    alive_owner, alive_service = _owner(tmp_path, env)
+    try:
+        assert len(list(pidfiles.glob("*.pids"))) == 2, "each run writes the groups it spawns"
+        owner.kill()  # SIGKILL: no atexit, no signal handler runs
+        owner.wait(10)
+        time.sleep(0.5)
+        assert not pid_gone(service), "its service is left behind (its own session, not killed with it)"
+
+        nxt = subprocess.run([PY, "-c", NEXT_RUN, str(tmp_path / "next.log")], env=env, timeout=60)
+        assert nxt.returncode == 0
+        _wait_for(lambda: pid_gone(service))
+        assert not pid_gone(alive_service), "a live run's services are not touched"
+        assert len(list(pidfiles.glob("*.pids"))) == 1, "the dead run's pidfile is gone, the live one's kept"
+        alive_owner.communicate("\n", timeout=30)  # the live run ends normally
+        assert alive_owner.returncode == 0
+    finally:
+        for proc in (owner, alive_owner):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        for pid in (service, alive_service):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    _wait_for(lambda: pid_gone(alive_service))
+    assert list(pidfiles.glob("*.pids")) == [], "a run that ends normally removes its pidfile"
+
+
+def test_a_recorded_pid_now_held_by_another_process_is_not_killed(
+    tmp_path: Path, subprocess_env: dict[str, str], pid_gone: Callable[[int], bool]
+) -> None:
+    """A pidfile line whose start time does not match the live process with that pid (a reused pid) is
+    left alone: only the group the dead run really started is killed."""
+    env = {**subprocess_env, "TMPDIR": str(tmp_path)}
+    pidfiles = tmp_path / "servingbdd-services"
+    bystander = subprocess.Popen([PY, "-c", "import time; time.sleep(300)"], start_new_session=True)
+    try:
+        pidfiles.mkdir()
+        # a dead owner (no such pid start time) that recorded the bystander's pid with another start time
+        (pidfiles / "999999999-1.pids").write_text(f"{bystander.pid} 1\n")
+        nxt = subprocess.run([PY, "-c", NEXT_RUN, str(tmp_path / "next.log")], env=env, timeout=60)
+        assert nxt.returncode == 0
+        assert list(pidfiles.glob("999999999-*.pids")) == [], "the dead owner's pidfile is swept"
+        assert bystander.poll() is None and not pid_gone(bystander.pid)
+    finally:
+        bystander.kill()
+        bystander.wait(10)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fixtures.data import baseline, drifted
-from harness.backends.base import TrainerSpec
+from harness.targets.reference import TrainerSpec
 from steps.drift import BASELINE_SEED, BATCH_ROWS, DRIFT_SEED
 from sut.demo_models import demo_training_data
 from sut.trainer.drift import DriftThresholds, judge
