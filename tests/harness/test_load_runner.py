@@ -313,18 +313,26 @@ def test_locust_dies_with_the_process_that_started_it(server: Server, tmp_path: 
             os.killpg(locust_pid, signal.SIGKILL)
 
 
-def test_only_127_0_0_1_is_accepted(tmp_path: Path) -> None:
+def test_base_urls_are_checked(tmp_path: Path) -> None:
     for host in (
-        "http://localhost:80",
-        "http://10.0.0.1:80",
-        "https://127.0.0.1:443",
         "127.0.0.1:80",
-        "http://127.0.0.1",
+        "ftp://127.0.0.1:21",
+        "http://:80",
         "http://127.0.0.1:70000",
-        "http://127.0.0.1:80/v2",
+        "http://h/?q=1",
     ):
-        with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
+        with pytest.raises(ValueError, match=r"http\(s\)://host"):
             LoadRun.start(host, LoadProfile(users=1), tmp_path)
+    # any http(s) base URL a user gives is accepted (nothing is sent here: only the check runs)
+    assert (
+        runner_module.check_host("https://serving-gateway:8443/prefix/")
+        == "https://serving-gateway:8443/prefix"
+    )
+    assert runner_module.check_host("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    # our own benchmarks keep to loopback
+    for host in ("http://localhost:80", "http://10.0.0.1:80", "https://127.0.0.1:443", "http://127.0.0.1"):
+        with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
+            runner_module.check_host(host, loopback_only=True)
     with pytest.raises(ValueError, match="unknown task"):
         LoadProfile(users=1, task_mix={"train": 1})
 
