@@ -234,7 +234,8 @@ class LoadRun:
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,
-                        process_group=process.pid,  # in the master's group: one killpg ends them all
+                        start_new_session=True,  # a group of its own (a group of another session
+                        # cannot be joined); stop() and kill() end each group
                     )
                 )
         run = cls(process, profile, host, rundir, command, workers)
@@ -308,10 +309,14 @@ class LoadRun:
             for worker in self.workers:  # the master told them to quit: let them finish their requests
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     worker.wait(10)
-            _killpg(self.process.pid)  # forked --processes workers that outlived the master, if any
+            self._kill_groups()  # forked --processes workers or load workers that outlived the master
             self._reap_workers()
             self._stopped = True
             _unregister(self)
+
+    def _kill_groups(self) -> None:
+        for pid in (self.process.pid, *(w.pid for w in self.workers)):
+            _killpg(pid)
 
     def _reap_workers(self) -> None:
         for worker in self.workers:
@@ -320,7 +325,7 @@ class LoadRun:
 
     def kill(self) -> None:
         """Immediate SIGKILL of the whole process group (used by the exit hooks)."""
-        _killpg(self.process.pid)
+        self._kill_groups()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(5)
         self._reap_workers()
