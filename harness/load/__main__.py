@@ -2,7 +2,8 @@
 
     python -m harness.load --url http://127.0.0.1:8000 --profile steady --model demo --env staging \\
         [--profiles fixtures/load_profiles.toml] [--load-workers N] [--watch gateway=PID] \\
-        [--watch-container worker-1=ID] [--baseline FILE [--save-baseline]] [--report-dir reports/load] \\
+        [--watch-container worker-1=ID] [--baseline FILE [--save-baseline]] [--min-increase 0.5] \\
+        [--alpha 0.01] [--report-dir reports/load] \\
         [--pushgateway URL] [--label feature=hot_swap --label scenario=...]
 
 Exit status: 0 when the SLO is met and no regression was found, 1 otherwise, 2 on a usage error.
@@ -14,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.baseline import BaselineFile
+from harness.baseline import DEFAULT_MIN_INCREASE, BaselineFile
 from harness.load.profiles import ProfileBook, ProfileError
 from harness.load.session import ProfileSession
 from harness.report.resources import Watched
@@ -46,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default=None, help="a baseline JSON file to compare with (or save to)")
     parser.add_argument("--save-baseline", action="store_true", help="record this run in --baseline")
     parser.add_argument("--key", default=None, help="the baseline entry (default: the profile's name)")
+    parser.add_argument(
+        "--min-increase",
+        type=float,
+        default=DEFAULT_MIN_INCREASE,
+        help="a regression's least median increase over the slowest baseline run (0.5 = +50%%)",
+    )
+    parser.add_argument("--alpha", type=float, default=0.01, help="Mann-Whitney significance level")
     parser.add_argument("--report-dir", default="reports/load")
     parser.add_argument("--workdir", default=None, help="where Locust's files go (default: under report-dir)")
     parser.add_argument("--pushgateway", default=None, help="push the run's figures to this Pushgateway")
@@ -73,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     baseline = BaselineFile.load(args.baseline) if args.baseline else None
     outcome = session.finish(
-        environment=args.env, book=book, baseline=baseline, key=args.key, save_baseline=args.save_baseline
+        environment=args.env,
+        book=book,
+        baseline=baseline,
+        key=args.key,
+        save_baseline=args.save_baseline,
+        min_increase=args.min_increase,
+        alpha=args.alpha,
     )
     paths = outcome.write(args.report_dir, pushgateway=args.pushgateway)
     print(f"profile {args.profile!r}: {len(outcome.samples)} requests")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.backends.base import ServiceInfo
-from harness.baseline import BaselineFile, Comparison, Entry, compare
+from harness.baseline import DEFAULT_MIN_INCREASE, BaselineFile, Comparison, Entry, compare
 from harness.load.profiles import Profile, ProfileBook
 from harness.load.runner import LoadRun
 from harness.observations import Observation
@@ -152,7 +152,7 @@ class ProfileSession:
         key: str | None = None,
         save_baseline: bool = False,
         stop_now: bool = False,
-        min_increase: float = 0.20,
+        min_increase: float = DEFAULT_MIN_INCREASE,
         min_increase_ms: float = 1.0,
         alpha: float = 0.01,
     ) -> Outcome:
@@ -182,7 +182,7 @@ class ProfileSession:
                 current = [o.latency_s for o in samples if o.ok]
                 outcome.comparison = compare(
                     key,
-                    baseline.get(key).latencies_s,
+                    baseline.get(key),
                     current,
                     min_increase=min_increase,
                     min_increase_ms=min_increase_ms,

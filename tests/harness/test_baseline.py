@@ -42,7 +42,9 @@ def test_large_but_not_significant_is_not_a_regression() -> None:
         list(np.random.default_rng(seed).lognormal(np.log(median), 0.8, 20))
         for seed, median in ((0, 5), (50, 7))
     ]
-    result = compare("s", *wide)  # a noisy service, 20 samples a side: the median moved, the evidence is weak
+    result = compare(
+        "s", *wide, min_increase=0.2
+    )  # a noisy service, 20 samples a side: the median moved, the evidence is weak
     assert result.large_enough and result.increase > 0.3
     assert not result.significant and not result.regressed, str(result)
 
@@ -77,3 +79,23 @@ def test_large_runs_are_subsampled_to_the_cap() -> None:
     entry = Entry.of(many)
     assert len(entry.latencies_s) == MAX_SAMPLES
     assert entry.latencies_s == Entry.of(many).latencies_s, "the subsample is seeded: the same every time"
+
+
+def test_a_baseline_of_several_runs_raises_the_bar_to_its_own_spread(tmp_path: Path) -> None:
+    book = BaselineFile(tmp_path / "b.json")
+    for seed, median in ((1, 5.0), (2, 6.5), (3, 5.5)):  # three runs of the same service on a noisy day
+        run = [Observation(started=0, latency_s=v, status=200) for v in _lognormal(seed, 300, median)]
+        book.record("s", Entry.of(run))
+    book.save()
+    entry = BaselineFile.load(tmp_path / "b.json").get("s")
+    assert len(entry.run_medians_s) == 3 and len(entry.latencies_s) == 900
+    assert 0.2 < entry.spread < 0.45
+    noisy = compare("s", entry, _lognormal(4, 300, 7.0))  # as slow as the slowest day, a little more
+    assert noisy.significant and not noisy.large_enough and not noisy.regressed, str(noisy)
+    assert "slowest of 3 baseline run(s)" in str(noisy) and noisy.reference_median_s == max(
+        entry.run_medians_s
+    )
+    slow = compare("s", entry, _lognormal(5, 300, 12.0))
+    assert slow.regressed, str(slow)
+    book.record("s", Entry.of([Observation(0, 0.001, 200)] * 30), replace=True)
+    assert len(book.get("s").run_medians_s) == 1
