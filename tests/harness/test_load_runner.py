@@ -410,6 +410,16 @@ def test_master_worker_mode_brings_every_workers_samples_back(
     assert all(w.poll() is not None for w in run.workers)
 
 
+def test_a_schedule_runs_across_forked_processes_too(server: Server, runs: list, tmp_path: Path) -> None:
+    run = _start(
+        runs, server.url, tmp_path, users=4, schedule=shapes.sustained(4, 3), processes=2, think_s=0.05
+    )
+    assert run.wait(timeout=90) == 0, run.log_tail
+    samples = run.samples()
+    writers = {o.request_id.split("-")[2] for o in samples if o.request_id}
+    assert len(writers) == 2 and len(samples) > 40, (writers, len(samples))
+
+
 @pytest.fixture(scope="module")
 def sut_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``python -m sut.worker`` (alone, no gateway) with demo versions 1 and 2 loaded."""
