@@ -1,11 +1,11 @@
 """How much load the harness can put on the reference gateway: 1 vs N load processes vs wrk, and the
 harness's p50 vs wrk's at the same request rate. Figures printed, never asserted.
 
-    .venv/bin/python benchmarks/load_capacity.py [--users 16] [--seconds 10] [--workers 2] [--rounds 1]
-        [--rate-share 0.5]
+    .venv/bin/python benchmarks/load_capacity.py [--target infer|live] [--users 16] [--seconds 10]
+        [--workers 2] [--rounds 1] [--rate-share 0.5]
 
 Starts a real gateway and one worker on 127.0.0.1 (the local backend) holding demo v1, then, on
-``POST /v2/models/demo/infer`` with the same body for every generator:
+``POST /v2/models/demo/infer`` (the same body for every generator) or ``GET /v2/health/live``:
 
 1. ceiling: users sending back to back (no think time) for ``--seconds`` from one Locust process, then
    from a master with ``--workers`` worker processes (``--load-workers``), then wrk with as many
@@ -40,12 +40,13 @@ from harness.load.runner import LoadProfile, LoadRun, check_host
 from harness.load.schedule import sustained
 from harness.slo import LatencySummary
 
-PATH = "/v2/models/demo/infer"
+#: ``--target``: the endpoint measured (method, path, with the demo body or none). ``live`` costs the
+#: gateway almost nothing, so there the load generators, not the services, set the ceiling.
+TARGETS = {"infer": ("POST", "/v2/models/demo/infer", True), "live": ("GET", "/v2/health/live", False)}
 _PROFILES = Path(__file__).resolve().parents[1] / "fixtures" / "load_profiles.toml"
 _WRK_LUA = """
-wrk.method = "POST"
-wrk.body = [==[{body}]==]
-wrk.headers["Content-Type"] = "application/json"
+wrk.method = "{method}"
+{body_line}
 local pause = {delay_ms}
 function delay() return pause end
 done = function(summary, latency, requests)
@@ -64,11 +65,19 @@ def _body() -> dict:
 
 
 def run_harness(
-    url: str, users: int, seconds: int, workdir: Path, *, workers: int = 0, user_rate: float | None = None
+    url: str,
+    target: str,
+    users: int,
+    seconds: int,
+    workdir: Path,
+    *,
+    workers: int = 0,
+    user_rate: float | None = None,
 ) -> dict:
+    method, path, with_body = TARGETS[target]
     profile = LoadProfile(
         users=users,
-        endpoints=(Endpoint("infer", 1, "POST", PATH, _body()),),
+        endpoints=(Endpoint(target, 1, method, path, _body() if with_body else None),),
         schedule=sustained(users, seconds),
         user_rate=user_rate,
         load_workers=workers,
@@ -94,12 +103,20 @@ def run_harness(
     }
 
 
-def run_wrk(url: str, connections: int, seconds: int, workdir: Path, delay_ms: float = 0.0) -> dict:
+def run_wrk(
+    url: str, target: str, connections: int, seconds: int, workdir: Path, delay_ms: float = 0.0
+) -> dict:
+    method, path, with_body = TARGETS[target]
+    body_line = (
+        f'wrk.body = [==[{json.dumps(_body())}]==]\nwrk.headers["Content-Type"] = "application/json"'
+        if with_body
+        else ""
+    )
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install -y wrk)")
     script = workdir / "wrk.lua"
-    script.write_text(_WRK_LUA.format(body=json.dumps(_body()), delay_ms=f"{delay_ms:.3f}"))
+    script.write_text(_WRK_LUA.format(method=method, body_line=body_line, delay_ms=f"{delay_ms:.3f}"))
     out = subprocess.run(
         [
             wrk,
@@ -111,7 +128,7 @@ def run_wrk(url: str, connections: int, seconds: int, workdir: Path, delay_ms: f
             f"{seconds}s",
             "-s",
             str(script),
-            url + PATH,
+            url + path,
         ],
         capture_output=True,
         text=True,
@@ -152,6 +169,8 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=16, help="Locust users = wrk connections")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2, help="Locust worker processes in the N-process run")
+    parser.add_argument("--target", choices=sorted(TARGETS), default="infer", help="the endpoint measured")
+    parser.add_argument("--rounds", type=int, default=1, help="ceiling rounds; the median round is shown")
     parser.add_argument(
         "--rate-share", type=float, default=0.5, help="the paced rate, as a share of the ceiling"
     )
@@ -170,28 +189,33 @@ def main() -> int:
                 )
             )
             url = check_host(backend.gateway_url, loopback_only=True)
-            run_harness(url, 2, 2, workdir)  # warm-up: lazy initialisation in the services
+            run_harness(url, args.target, 2, 2, workdir)  # warm-up: lazy initialisation in the services
             rounds = []
             for _ in range(args.rounds):  # alternating, so that a noisy neighbour hurts every generator
                 rounds.append(
                     (
-                        run_harness(url, args.users, args.seconds, workdir),
-                        run_harness(url, args.users, args.seconds, workdir, workers=args.workers),
-                        run_wrk(url, args.users, args.seconds, workdir),
+                        run_harness(url, args.target, args.users, args.seconds, workdir),
+                        run_harness(
+                            url, args.target, args.users, args.seconds, workdir, workers=args.workers
+                        ),
+                        run_wrk(url, args.target, args.users, args.seconds, workdir),
                     )
                 )
             one, many, wrk = (_median_round([r[i] for r in rounds]) for i in range(3))
             rate = args.rate_share * min(one["rps"], many["rps"], wrk["rps"])
-            paced = run_harness(url, args.users, args.seconds, workdir, user_rate=rate / args.users)
+            paced = run_harness(
+                url, args.target, args.users, args.seconds, workdir, user_rate=rate / args.users
+            )
             delay = args.users / rate * 1000  # per connection, before the answer's latency is counted
-            first = run_wrk(url, args.users, args.seconds, workdir, delay_ms=delay)
+            first = run_wrk(url, args.target, args.users, args.seconds, workdir, delay_ms=delay)
             delay = max(0.0, delay - (args.users / first["rps"] * 1000 - delay))
-            wrk_paced = run_wrk(url, args.users, args.seconds, workdir, delay_ms=delay)
+            wrk_paced = run_wrk(url, args.target, args.users, args.seconds, workdir, delay_ms=delay)
         finally:
             backend.teardown()
 
     print(
-        f"reference gateway + 1 worker (demo v1) on 127.0.0.1; POST {PATH}; {args.users} users/connections,"
+        f"reference gateway + 1 worker (demo v1) on 127.0.0.1; {' '.join(TARGETS[args.target][:2])};"
+        f" {args.users} users/connections,"
     )
     print(f"{args.seconds} s per run, on a machine with the generators and the services sharing its cores")
     print(f"ceiling (back to back; median of {args.rounds} round(s)):")

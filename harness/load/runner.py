@@ -6,6 +6,10 @@ pytest and asyncio in the test process. ``LoadRun.start`` spawns ``python -m loc
 file per Locust process, which :meth:`LoadRun.samples` turns into :class:`Observation` records
 (``source="load"``) while the load runs and after it stopped.
 
+With ``LoadProfile.load_workers = N`` the process is a Locust master (bound to 127.0.0.1) and N
+``locust --worker`` processes connect to it; each worker writes its own samples file in the same
+directory, so the samples come back exactly as from one process.
+
 No Locust process outlives the test: :meth:`LoadRun.stop` stops gracefully (SIGTERM: users finish the
 request in flight within ``--stop-timeout``), then kills the process group; an ``atexit`` hook and a
 SIGTERM hook do the same for runs nobody stopped, and the locustfile quits by itself when the process
@@ -161,6 +165,14 @@ class _SampleReader:
             self._offsets[path] = offset + complete
 
 
+def _tail(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return f"(no log {path.name})"
+    return "\n".join(lines[-_LOG_TAIL_LINES:])
+
+
 def _observation(record: dict) -> Observation:
     return Observation(
         started=float(record["t"]),
@@ -187,7 +199,7 @@ class LoadRun:
         workers: list[subprocess.Popen] | None = None,
     ) -> None:
         self.process = process  # the Locust master (or the only process)
-        self.workers = workers or []  # master/worker mode: the worker processes (same process group)
+        self.workers = workers or []  # master/worker mode: the worker processes (each its own group)
         self.profile = profile
         self.host = host
         self.rundir = rundir
@@ -253,11 +265,11 @@ class LoadRun:
 
     @property
     def log_tail(self) -> str:
-        try:
-            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            return "(no locust log)"
-        return "\n".join(lines[-_LOG_TAIL_LINES:])
+        """The last lines of Locust's log (and of each load worker's, in master/worker mode)."""
+        tails = [_tail(self.log_path)]
+        for index in range(len(self.workers)):
+            tails.append(f"--- load worker {index} ---\n" + _tail(self.rundir / f"locust-worker-{index}.log"))
+        return "\n".join(tails)
 
     def samples(self) -> list[Observation]:
         """Every sample written so far, ordered by start time."""
