@@ -25,8 +25,8 @@ shape = "sustained"
 users = 2
 duration_s = 3
 think_s = 0.01
-[slo.easy]
-p99_ms = 5000
+[slo.easy]                    # p95 (20 samples): a busy shared machine may send < 100 in 3 s
+p95_ms = 5000
 error_rate = 0.0
 [slo.strict]
 p50_ms = 0.001
