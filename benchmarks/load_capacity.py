@@ -34,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures.models import demo_versions
 from harness.backends.local import LocalBackend
-from harness.targets.reference import ClusterSpec, ReferenceCluster
 from harness.load.endpoints import Endpoint
 from harness.load.runner import LoadProfile, LoadRun, check_host
 from harness.load.schedule import sustained
 from harness.slo import LatencySummary
+from harness.targets.reference import ClusterSpec, ReferenceCluster
 
 #: ``--target``: the endpoint measured (method, path, with the demo body or none). ``live`` costs the
 #: gateway almost nothing, so there the load generators, not the services, set the ceiling.
