@@ -216,6 +216,26 @@ class World:
             raise RuntimeError("no database server in this scenario (missing a step that starts one?)")
         return self.database
 
+    # -- credentials: strangers, the join token's rotation, what `ps` shows ----------------------------
+    def start_stranger(self, join_token: str | None) -> str:
+        """Start a real worker that presents ``join_token`` (None: no token) instead of the cluster's
+        join token; it keeps trying to register. Stopped at teardown with the cluster. Its name."""
+        trace.touch("backend", "start a stranger's worker")
+        return self.backend.start_stranger(join_token)
+
+    def rotate_join_token(self, token: str) -> None:
+        """Rewrite the cluster's join token file (the services re-read it; nothing restarts)."""
+        trace.touch("backend", "rotate the join token")
+        if self.spec is None:
+            raise RuntimeError("no cluster started in this scenario (missing a 'Given a cluster ...' step?)")
+        self.backend.rotate_join_token(token)
+        self.spec.join_token = token
+
+    def command_lines(self, name: str) -> list[str]:
+        """The command lines of a service's processes, as any user of the machine sees them in ``ps``."""
+        trace.touch("backend", f"command lines of {name}")
+        return self.backend.command_lines(name)
+
     def add_workers(self, count: int, *, wait: bool = True) -> list[str]:
         trace.touch("backend", f"add {count} workers")
         return self.backend.add_workers(count, wait=wait)

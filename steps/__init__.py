@@ -17,5 +17,6 @@ from steps import (  # noqa: F401
     network,
     performance,
     restart,
+    security,  # issue 13: credentials (join token, worker token, admin token)
     swap,
 )

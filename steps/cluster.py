@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from fixtures.models import demo_versions
 from harness import trace
@@ -50,8 +51,15 @@ def demo_model_versions(world: World, versions: tuple[str, ...]) -> None:
 
 
 def _start(
-    world: World, workers: int, model: str, version: str, heartbeat: float = 1.0, db: str = "sqlite"
+    world: World,
+    workers: int,
+    model: str,
+    version: str,
+    heartbeat: float = 1.0,
+    db: str = "sqlite",
+    **spec_options: Any,
 ) -> None:
+    """Start the cluster; ``spec_options`` are more :class:`ClusterSpec` fields (join_token_overlap, ...)."""
     artifact = world.artifacts.get((model, version))
     assert artifact is not None, (
         f"no artifact for {model} version {version!r}: add a step like "
@@ -64,6 +72,7 @@ def _start(
         artifact_root=artifact_root(world),
         preload=[(model, version, artifact.artifact_uri)],
         env=sut_env(),
+        **spec_options,
     )
     world.start_cluster(spec)
     ready = world.gateway.ready()

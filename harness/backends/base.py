@@ -33,6 +33,10 @@ class ClusterSpec:
     heartbeat_interval: float = 1.0
     upstream_timeout: float = 5.0
     admin_token: str = "test-admin-token"
+    # the workers' credential (a file each service reads, see harness.backends.secrets); rewriting it
+    # rotates it, and the gateway accepts the previous one for ``join_token_overlap`` seconds more
+    join_token: str = "test-join-token"
+    join_token_overlap: float = 30.0
     memory_budget: int = 0  # bytes per worker; 0 = unlimited
     db: str = "sqlite"  # "sqlite" or a postgresql:// DSN
     artifact_root: Path | None = None  # host directory with model artifacts (see fixtures.models)
@@ -149,6 +153,22 @@ class ClusterBackend(abc.ABC):
     def set_latency(self, a: str, b: str, latency_s: float, jitter_s: float = 0.0) -> None:
         """Make each exchange on the connections ``a`` opens to ``b`` ``latency_s`` slower (0 removes it)."""
         raise BackendError(f"the {self.name} backend cannot add latency")
+
+    # -- credentials ---------------------------------------------------------------------------------
+    def start_stranger(self, join_token: str | None) -> str:
+        """Start a real worker process that presents ``join_token`` (None: no token at all) instead of
+        the cluster's, and tries to register with the gateway; nothing waits for it to be accepted.
+        Its service kind is "stranger" (not among ``workers()``); returns its name."""
+        raise BackendError(f"the {self.name} backend cannot start a stranger's worker")
+
+    def rotate_join_token(self, token: str) -> None:
+        """Rewrite the cluster's join token file: the gateway and the workers re-read it, no restart."""
+        raise BackendError(f"the {self.name} backend cannot rotate the join token")
+
+    def command_lines(self, name: str) -> list[str]:
+        """The command lines of the service's processes, as ``ps`` shows them to any user of the machine
+        (local: the process's /proc/<pid>/cmdline; docker: ``docker top``)."""
+        raise BackendError(f"the {self.name} backend cannot show command lines")
 
     # -- files a service keeps on disk (the gateway's catalog database), for file faults -------------
     def data_file(self, name: str, relative: str) -> Path:

@@ -33,6 +33,8 @@ from typing import Any
 from harness import docker_cleanup
 from harness.backends.base import BackendError, ClusterBackend, ClusterSpec, ServiceInfo
 from harness.backends.gateway_admin import GatewayAdmin, claim_registrations
+from harness.backends.secrets import CONTAINER_DIR as SECRETS_DIR
+from harness.backends.secrets import JOIN_TOKEN, SecretFiles
 from harness.docker_images import ensure_image, resolve_base_image
 from harness.faults import docker_memory
 from harness.faults.docker_links import DockerLinkFaults
@@ -57,7 +59,7 @@ _RUNNING_STATES = ("created", "running", "paused", "restarting")
 @dataclass
 class _Service:
     name: str
-    kind: str  # "gateway" | "worker"
+    kind: str  # "gateway" | "worker" | "trainer" | "stranger"
     image: str
     command: list[str]
     port: int  # inside the container
@@ -103,6 +105,8 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
         self._unregister: Any = None
         self._torn_down = False
         self._database: Any = None  # a PostgresContainer on the scenario network (database_server)
+        self.secrets = SecretFiles(self.workdir / "secrets")  # bind-mounted read-only at /run/secrets
+        self._strangers = 0
 
     # -- start ---------------------------------------------------------------------------------
     def start(self, spec: ClusterSpec) -> None:
@@ -125,13 +129,15 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
             )
         self.timings["images"] = time.monotonic() - began
         self._data_dir("gateway").mkdir(parents=True, exist_ok=True)
+        self.secrets.write(JOIN_TOKEN, spec.join_token)
 
         mark = time.monotonic()
-        command = gateway_command(
+        command = gateway_command(  # tokens: SUT_ADMIN_TOKEN in its environment, the join token in a file
             port=GATEWAY_PORT,
             data_dir=DATA_DIR,
             artifact_root=ARTIFACTS,
-            admin_token=spec.admin_token,
+            join_token_file=SecretFiles.in_container(JOIN_TOKEN),
+            join_token_overlap=spec.join_token_overlap,
             host="0.0.0.0",  # inside the container; published on 127.0.0.1 only
             db=None if spec.db == "sqlite" else spec.db,
             heartbeat_interval=spec.heartbeat_interval,
@@ -162,8 +168,7 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
         command = trainer_command(
             port=TRAINER_PORT,
             gateway_url=f"http://gateway:{GATEWAY_PORT}",
-            artifact_root=ARTIFACTS,
-            admin_token=None,  # SUT_ADMIN_TOKEN in its environment
+            artifact_root=ARTIFACTS,  # SUT_ADMIN_TOKEN in its environment
             host="0.0.0.0",
             data_dir=DATA_DIR,
             interval=trainer.interval,
@@ -224,6 +229,7 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
                 host="0.0.0.0",
                 advertise_url=advertise_url,
                 memory_budget=spec.memory_budget,
+                join_token_file=SecretFiles.in_container(JOIN_TOKEN),
                 python="python",
             )
             service = _Service(name, "worker", self._images["worker"], command, WORKER_PORT)
@@ -237,6 +243,43 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
         if wait:
             self._wait_registered(services, stale_ids={})
         return [s.name for s in services]
+
+    def start_stranger(self, join_token: str | None) -> str:
+        """A worker container on the scenario network presenting ``join_token`` (None: none) straight to
+        the gateway; awaited live, not registered."""
+        spec = self._started_spec()
+        self._strangers += 1
+        name = f"stranger-{self._strangers}"
+        token_file = None
+        if join_token:
+            self.secrets.write(f"{name}.join_token", join_token)
+            token_file = SecretFiles.in_container(f"{name}.join_token")
+        command = worker_command(
+            port=WORKER_PORT,
+            gateway_url=f"http://gateway:{GATEWAY_PORT}",
+            artifact_root=ARTIFACTS,
+            name=name,
+            host="0.0.0.0",
+            advertise_url=f"http://{name}:{WORKER_PORT}",
+            memory_budget=spec.memory_budget,
+            join_token_file=token_file,
+            python="python",
+        )
+        service = _Service(name, "stranger", self._images["worker"], command, WORKER_PORT)
+        self._services[name] = service
+        self._launch(service)
+        return name
+
+    def rotate_join_token(self, token: str) -> None:
+        self._started_spec()
+        self.secrets.write(JOIN_TOKEN, token)
+
+    def command_lines(self, name: str) -> list[str]:
+        """``docker top``: the command line of every process in the container, as ``ps`` shows it."""
+        container = self._running_container(name, "read the command lines of")
+        top = container.top()
+        column = top["Titles"].index("CMD") if "CMD" in top["Titles"] else -1
+        return [str(row[column]) for row in top.get("Processes") or []]
 
     # -- lifecycle actions -----------------------------------------------------------------------
     def stop(self, name: str, *, grace: float = 10.0) -> int | None:
@@ -418,7 +461,7 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
             service.image,
             command=service.command,
             name=f"servingbdd-{self.scenario_id}-{service.name}",
-            env={"PYTHONUNBUFFERED": "1", "SUT_ADMIN_TOKEN": spec.admin_token, **spec.env},
+            env={"PYTHONUNBUFFERED": "1", **self._token_env(service), **spec.env},
             network=self._network,
             network_aliases=[service.name],
             labels={**self._labels, LABEL_SERVICE: service.name},
@@ -430,6 +473,8 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
         container.with_volume_mapping(str(Path(spec.artifact_root).resolve()), str(ARTIFACTS), artifacts_mode)
         if service.kind in ("gateway", "trainer"):
             container.with_volume_mapping(str(self._data_dir(service.name)), str(DATA_DIR), "rw")
+        if service.kind in ("gateway", "worker", "stranger"):  # token files; rewritten in place to rotate
+            container.with_volume_mapping(str(self.secrets.root), str(SECRETS_DIR), "ro")
         container.waiting_for(self._strategy(service.port, "/v2/health/live", watched=[service]))
         service.container = container
         try:
@@ -451,6 +496,11 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
             raise BackendError(f"starting {service.name} ({service.image}) failed: {exc}") from None
         service.host_port = int(container.get_exposed_port(service.port))
         log.info("%s live at %s (container %s)", service.name, service.url, container.get_container_id()[:12])
+
+    def _token_env(self, service: _Service) -> dict[str, str]:
+        """Only the services that use the admin API get the admin token (workers never do)."""
+        spec = self._started_spec()
+        return {"SUT_ADMIN_TOKEN": spec.admin_token} if service.kind in ("gateway", "trainer") else {}
 
     def _strategy(self, port: int, path: str, *, watched: list[_Service]) -> Any:
         strategy = _watching_strategy_class()(port, path, watched=[s.name for s in watched], backend=self)

@@ -25,6 +25,7 @@ import httpx
 import sut
 from harness.backends.base import BackendError, ClusterBackend, ClusterSpec, ServiceInfo
 from harness.backends.gateway_admin import GatewayAdmin, claim_registrations
+from harness.backends.secrets import JOIN_TOKEN, SecretFiles
 from harness.faults.links import FaultLinks
 from harness.faults.service_memory import ServiceMemoryLimits
 from harness.processes import ManagedProcess, free_port, spawn
@@ -48,7 +49,7 @@ class WorkerLinks:
 @dataclass
 class _Service:
     name: str
-    kind: str  # "gateway" | "worker" | "trainer"
+    kind: str  # "gateway" | "worker" | "trainer" | "stranger"
     url: str  # reachable from the test process
     argv: list[str]
     log_path: Path
@@ -76,6 +77,8 @@ class LocalBackend(ClusterBackend):
         self.startup_timings: dict[str, float] = {}
         self.links: FaultLinks | None = None  # fault proxies on the worker links (spec.fault_links)
         self.memory_limits = ServiceMemoryLimits()  # by service name; re-applied on restart
+        self.secrets = SecretFiles(self.workdir / "secrets")  # tokens as files, never on a command line
+        self._strangers = 0
 
     # -- start ---------------------------------------------------------------------------------
     def start(self, spec: ClusterSpec) -> None:
@@ -92,7 +95,8 @@ class LocalBackend(ClusterBackend):
             port=port,
             data_dir=data_dir,
             artifact_root=Path(spec.artifact_root),
-            admin_token=None,  # given in the environment (see _env): kept out of `ps` output
+            join_token_file=self.secrets.write(JOIN_TOKEN, spec.join_token),
+            join_token_overlap=spec.join_token_overlap,
             host=HOST,
             db=None if spec.db == "sqlite" else spec.db,
             heartbeat_interval=spec.heartbeat_interval,
@@ -129,7 +133,6 @@ class LocalBackend(ClusterBackend):
             port=port,
             gateway_url=self.gateway_url,
             artifact_root=Path(spec.artifact_root),  # type: ignore[arg-type]
-            admin_token=None,  # given in the environment (see _env)
             host=HOST,
             data_dir=self.workdir / "trainer-data",
             interval=trainer.interval,
@@ -178,6 +181,7 @@ class LocalBackend(ClusterBackend):
                 host=HOST,
                 advertise_url=links.advertise_url,
                 memory_budget=spec.memory_budget,
+                join_token_file=self.secrets.path(JOIN_TOKEN),
                 python=self.python,
             )
             url = f"http://{HOST}:{port}"
@@ -189,6 +193,42 @@ class LocalBackend(ClusterBackend):
         if wait:
             self._wait_registered(names, stale_ids={})
         return names
+
+    def start_stranger(self, join_token: str | None) -> str:
+        """A real worker that presents ``join_token`` (None: none) and registers straight with the
+        gateway; not awaited (a gateway that lets no stranger in never lists it)."""
+        spec = self._started_spec()
+        self._strangers += 1
+        name = f"stranger-{self._strangers}"
+        port = free_port(HOST)
+        token_file = self.secrets.write(f"{name}.join_token", join_token) if join_token else None
+        argv = worker_command(
+            port=port,
+            gateway_url=self.gateway_url,
+            artifact_root=Path(spec.artifact_root),  # type: ignore[arg-type]
+            name=name,
+            host=HOST,
+            join_token_file=token_file,
+            python=self.python,
+        )
+        url = f"http://{HOST}:{port}"
+        service = _Service(name, "stranger", url, argv, self._log_path(name), advertise_url=url)
+        self._services[name] = service
+        self._launch(service)
+        self._poll(f"{name} to be live at {url}", lambda: _live(url), [service], interval=0.1)
+        return name
+
+    def rotate_join_token(self, token: str) -> None:
+        self._started_spec()
+        self.secrets.write(JOIN_TOKEN, token)
+
+    def command_lines(self, name: str) -> list[str]:
+        proc = self._running_proc(name, "read the command line of")
+        try:
+            raw = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        except OSError as exc:
+            raise BackendError(f"cannot read the command line of {name} (pid {proc.pid}): {exc}") from None
+        return [raw.replace(b"\0", b" ").decode(errors="replace").strip()]
 
     # -- lifecycle actions -----------------------------------------------------------------------
     def stop(self, name: str, *, grace: float = 10.0) -> int | None:
@@ -304,6 +344,8 @@ class LocalBackend(ClusterBackend):
         # Proxy variables are dropped: the services talk only to each other on 127.0.0.1.
         env = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
         env.update(self.spec.env if self.spec else {})
+        for variable in ("SUT_ADMIN_TOKEN", "SUT_JOIN_TOKEN"):  # only what each service needs, below
+            env.pop(variable, None)
         if service.kind in ("gateway", "trainer") and self.spec is not None:
             env["SUT_ADMIN_TOKEN"] = self.spec.admin_token
         env["PYTHONUNBUFFERED"] = "1"  # logs complete even when the process is killed
@@ -405,3 +447,10 @@ class LocalBackend(ClusterBackend):
         versions = ", ".join(f"{m} v{v}" for m, v in sorted(wanted)) or "no versions"
         what = f"{', '.join(names)} to register holding {versions}"
         self._poll(what, all_registered, services, interval=WORKER_POLL_INTERVAL)
+
+
+def _live(url: str) -> bool:
+    try:
+        return httpx.get(url + "/v2/health/live", timeout=1.0, trust_env=False).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -144,6 +144,28 @@ class GatewayClient:
     def audit(self) -> list[dict]:
         return self._admin_data("/admin/audit", list, key="audit")
 
+    # -- the worker registry, called as a worker (or a stranger) would; never recorded as traffic -------
+    def register_worker(
+        self, url: str, name: str, *, token: str | None, models: list[dict[str, str]] | None = None
+    ) -> Answer:
+        """``POST /internal/workers/register`` presenting ``token`` as the join token (None: none)."""
+        body = {"url": url, "name": name, "models": models or []}
+        return self._call("POST", "/internal/workers/register", json=body, headers=_bearer(token))
+
+    def heartbeat_worker(self, worker_id: str, *, token: str | None, worker_token: str | None) -> Answer:
+        """A heartbeat for ``worker_id`` with the given join token and worker token (None: not sent)."""
+        headers = {**_bearer(token), **_worker_token(worker_token)}
+        path = f"/internal/workers/{worker_id}/heartbeat"
+        return self._call("POST", path, json={"models": []}, headers=headers)
+
+    def deregister_worker(self, worker_id: str, *, token: str | None, worker_token: str | None) -> Answer:
+        headers = {**_bearer(token), **_worker_token(worker_token)}
+        return self._call("DELETE", f"/internal/workers/{worker_id}", headers=headers)
+
+    def admin_as(self, path: str, *, token: str | None) -> Answer:
+        """``GET`` an admin path presenting ``token`` (None: no credential) instead of the admin token."""
+        return self._call("GET", path, headers=_bearer(token))
+
     def close(self) -> None:
         self._http.close()
 
@@ -207,6 +229,14 @@ class GatewayClient:
         if not answer.ok or not isinstance(body, kind):
             raise AdminError(f"GET {path}", answer)
         return body
+
+
+def _bearer(token: str | None) -> dict[str, str]:
+    return {} if token is None else {"Authorization": f"Bearer {token}"}
+
+
+def _worker_token(token: str | None) -> dict[str, str]:
+    return {} if token is None else {"X-Worker-Token": token}
 
 
 def _model_path(model: str, version: str | None) -> str:
