@@ -206,13 +206,19 @@ def admin_with(world: World, credential: str) -> None:
     example='Then the gateway refuses it with 401 saying "missing join token"',
 )
 def refused_with(world: World, status: int, reason: str) -> None:
-    """The last attempt was answered ``status`` with an error that says ``reason``."""
+    """The last attempt was answered ``status`` with an error that says ``reason``, and the gateway's own
+    refusal counters rose (it refused on purpose, not by accident)."""
     state = _security(world)
     answer = state.answer
     assert answer is not None, "no attempt was made in this scenario (missing a 'When ... presenting' step)"
     assert answer.status == status and reason in (answer.error or ""), (
         f"expected {state.attempt} to be refused with {status} saying {reason!r}, "
         f"the gateway answered {answer.status or 'nothing'}: {answer.error or answer.body!r}"
+    )
+    rise = auth_refusals(world.backend.gateway_url)
+    rise.subtract(state.refusals_before)
+    assert sum(n for n in rise.values() if n > 0) >= 1, (
+        f"the gateway answered {status} to {state.attempt} but counted no refusal in sut_auth_refused_total"
     )
 
 
