@@ -204,6 +204,21 @@ def group_rss(pgid: int) -> int:
     return total
 
 
+def group_command_lines(pgid: int) -> list[str]:
+    """The command line of every process in the process group ``pgid``, as ``ps`` shows it."""
+    lines = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            raw = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        lines.append(raw.replace(b"\0", b" ").decode(errors="replace").strip())
+    return lines
+
+
 def spawn(
     name: str,
     argv: Sequence[str],

@@ -18,5 +18,6 @@ from steps import (  # noqa: F401
     performance,
     protocol,
     restart,
+    security,  # issue 13: credentials (join token, worker token, admin token)
     swap,
 )

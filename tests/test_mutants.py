@@ -127,3 +127,35 @@ def test_database_corruption_catches_a_gateway_that_dies_on_a_corrupt_database()
 
     real = _run_feature("damaged and header", None)
     assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_security_catches_a_gateway_that_registers_workers_without_the_join_token() -> None:
+    mutant = _run_feature("clients_traffic and admin", "open_registration")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    assert "✗ And the stranger's worker received no inference request" in mutant.stdout, mutant.stdout[-3000:]
+    assert "expected no client request to reach stranger-1" in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("clients_traffic and admin", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_security_catches_a_gateway_that_takes_any_token_for_the_join_token() -> None:
+    mutant = _run_feature("cannot_register_a_worker and wrong", "any_join_token")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    assert '✗ Then the gateway refuses it with 401 saying "wrong join token"' in mutant.stdout, mutant.stdout[
+        -3000:
+    ]
+    assert "the gateway answered 200" in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("cannot_register_a_worker and wrong", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_security_catches_a_gateway_that_lets_a_worker_deregister_another() -> None:
+    mutant = _run_feature("may_only_heartbeat", "deregister_others")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    refused = '✗ Then the gateway refuses it with 403 saying "a worker may only deregister itself"'
+    assert refused in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("may_only_heartbeat", None)
+    assert real.returncode == 0, real.stdout[-3000:]

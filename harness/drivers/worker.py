@@ -40,6 +40,23 @@ class WorkerProbe:
             return total
         return sum(int(m.get("in_flight", 0)) for m in status.get("models", []))
 
+    def requests_total(self) -> int | None:
+        """Every inference request the worker answered since it started, any model, any status (None: no
+        answer): what reached it at all."""
+        trace.touch("http", f"GET {self.name} /metrics")
+        try:
+            resp = httpx.get(f"{self.base_url}/metrics", timeout=self.timeout, trust_env=False)
+        except httpx.HTTPError:
+            return None
+        if resp.status_code != 200:
+            return None
+        return sum(
+            int(sample.value)
+            for family in text_string_to_metric_families(resp.text)
+            for sample in family.samples
+            if sample.name == "sut_requests_total"
+        )
+
     def served(self, model: str, status: str = "200") -> int | None:
         """Requests for ``model`` the worker answered with ``status`` since it started (None: no answer)."""
         trace.touch("http", f"GET {self.name} /metrics")

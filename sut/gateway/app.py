@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 import sut
 from sut.errors import ApiError, NotFound, Unavailable, install_error_handlers
-from sut.gateway import admin, feature_log_api, repository_api
+from sut.gateway import admin, auth, feature_log_api, repository_api
 from sut.gateway.catalog import Catalog
 from sut.gateway.catalog_store import open_store
 from sut.gateway.feature_log import FeatureLog
@@ -25,6 +25,7 @@ from sut.gateway.registry import Worker, WorkerRegistry, parse_models
 from sut.gateway.routing import Router
 from sut.gateway.swap import SwapCoordinator
 from sut.protocol import BadRequest, parse_infer_request, parse_json
+from sut.token_source import TokenSource, new_token
 
 log = logging.getLogger("sut.gateway")
 
@@ -41,6 +42,8 @@ class GatewayConfig:
     expiry_misses: int = 3
     upstream_timeout: float = 5.0
     db_check_interval: float = 0.5  # seconds between checks of the catalog database (see catalog_recovery)
+    join_token: TokenSource | None = None  # workers' credential (required; see sut.gateway.auth)
+    join_token_overlap: float = 60.0  # seconds the previous join token stays valid after a rotation
 
     @property
     def public_url(self) -> str:
@@ -66,6 +69,18 @@ class Gateway:
             drain_timeout=config.upstream_timeout + 1.0,
         )
         self._background: set[asyncio.Task[None]] = set()
+        if config.join_token is None:
+            raise ValueError("a join token is required (--join-token-file or SUT_JOIN_TOKEN)")
+        self.admin_digest = auth.digest(config.admin_token)
+        self.join_tokens = auth.JoinTokens(
+            config.join_token, config.join_token_overlap, self._join_rotated, forbidden=self.admin_digest
+        )
+        self.auth_audit = auth.AuditBudget()
+
+    def _join_rotated(self, rotation: auth.Rotation) -> None:
+        details = {"rotations": rotation.rotations, "previous_valid_until": rotation.previous_valid_until}
+        with contextlib.suppress(RuntimeError):  # no running loop: nobody to audit for (tests)
+            self.audit_later("join_token_rotated", None, details)
 
     def audit_later(self, action: str, model: str | None, details: dict[str, Any]) -> None:
         """Record worker churn without making the worker's call wait for the database."""
@@ -229,6 +244,7 @@ def _add_v2_routes(app: FastAPI, gw: Gateway) -> None:
 def _add_registry_routes(app: FastAPI, gw: Gateway) -> None:
     @app.post("/internal/workers/register")
     async def register(request: Request) -> dict[str, Any]:
+        auth.require_join(request, "register")
         payload = await admin.json_object(request)
         url = payload.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -243,17 +259,24 @@ def _add_registry_routes(app: FastAPI, gw: Gateway) -> None:
         for old in [w for w in gw.registry.workers.values() if w.url == url.rstrip("/")]:
             gw.registry.deregister(old.id)  # the same address registering again: the old process is gone
             gw.audit_later("worker_replaced", None, {"worker": old.id, "url": old.url})
-        worker = gw.registry.register(url, name, models)
+        worker_token = new_token()  # answered once; only its digest is kept
+        worker = gw.registry.register(url, name, models, auth.digest(worker_token))
         log.info("worker %s registered: %s (%s)", worker.id, worker.url, worker.name)
         gw.audit_later("worker_registered", None, {"worker": worker.id, "url": worker.url, "name": name})
         return {
             "id": worker.id,
+            "worker_token": worker_token,
             "heartbeat_interval": gw.config.heartbeat_interval,
             "assignments": gw.swaps.assignments(),
         }
 
     @app.post("/internal/workers/{worker_id}/heartbeat")
     async def heartbeat(worker_id: str, request: Request) -> dict[str, Any]:
+        auth.require_join(request, "heartbeat")
+        known = gw.registry.workers.get(worker_id)
+        if known is None:
+            raise NotFound(f"worker {worker_id!r} is not registered (expired or unknown): register again")
+        auth.require_owner(request, known, "heartbeat")
         body = await request.body()
         payload = parse_json(body) if body.strip() else {}
         if not isinstance(payload, dict):
@@ -271,7 +294,12 @@ def _add_registry_routes(app: FastAPI, gw: Gateway) -> None:
         return {"id": worker.id, "healthy": worker.healthy}
 
     @app.delete("/internal/workers/{worker_id}")
-    async def deregister(worker_id: str) -> dict[str, Any]:
+    async def deregister(worker_id: str, request: Request) -> dict[str, Any]:
+        auth.require_join(request, "deregister")
+        known = gw.registry.workers.get(worker_id)
+        if known is None:
+            raise NotFound(f"worker {worker_id!r} is not registered")
+        auth.require_owner(request, known, "deregister")
         worker = gw.registry.deregister(worker_id)
         if worker is None:
             raise NotFound(f"worker {worker_id!r} is not registered")

@@ -29,6 +29,9 @@ class Worker:
     unloading: set[ModelKey] = field(default_factory=set)
     # versions the gateway just loaded, until when: a heartbeat sent before the load must not drop them
     loaded_by_gateway: dict[ModelKey, float] = field(default_factory=dict)
+    # SHA-256 of the worker's own token (answered once, at registration): only it may heartbeat or
+    # deregister this entry (see sut.gateway.auth); never listed
+    token_digest: bytes = field(default=b"", repr=False)
 
     def add_loaded(self, key: ModelKey, protect_for: float) -> None:
         self.models.add(key)
@@ -81,9 +84,11 @@ class WorkerRegistry:
     def expiry_seconds(self) -> float:
         return self.heartbeat_interval * self.expiry_misses
 
-    def register(self, url: str, name: str, models: set[ModelKey]) -> Worker:
+    def register(self, url: str, name: str, models: set[ModelKey], token_digest: bytes = b"") -> Worker:
         worker_id = f"w-{self._boot}-{next(self._ids)}"
-        worker = Worker(id=worker_id, url=url.rstrip("/"), name=name, models=set(models))
+        worker = Worker(
+            id=worker_id, url=url.rstrip("/"), name=name, models=set(models), token_digest=token_digest
+        )
         self.workers[worker.id] = worker
         return worker
 

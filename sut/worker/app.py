@@ -24,6 +24,7 @@ import sut
 from sut import protocol
 from sut.errors import DEFAULT_MAX_BODY_BYTES, ApiError, Unavailable, install_error_handlers
 from sut.protocol import BadRequest
+from sut.token_source import TokenSource
 from sut.worker.metrics import WorkerMetrics
 from sut.worker.model_store import LoadedVersion, ModelStore
 from sut.worker.registration import Registrar
@@ -44,6 +45,7 @@ class WorkerConfig:
     memory_budget: int = 0
     grace_period: float = 10.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    join_token: TokenSource | None = None  # sent to the gateway; None: the gateway will refuse us
 
 
 class WorkerRuntime:
@@ -58,8 +60,12 @@ class WorkerRuntime:
         self.infer_pool = ThreadPoolExecutor(INFER_THREADS, thread_name_prefix="infer")
         self.admin_pool = ThreadPoolExecutor(ADMIN_THREADS, thread_name_prefix="admin")
         self.registrar = None
+        if config.gateway_url and config.join_token is None:
+            log.warning("no join token (--join-token-file or SUT_JOIN_TOKEN): the gateway will refuse us")
         if config.gateway_url:
-            self.registrar = Registrar(config.gateway_url, config.name, self.store, self.admin_pool)
+            self.registrar = Registrar(
+                config.gateway_url, config.name, self.store, self.admin_pool, config.join_token
+            )
         self.draining = False
         self.active_infers = 0
         self._drained = asyncio.Event()

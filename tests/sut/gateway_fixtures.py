@@ -22,6 +22,11 @@ import pytest
 from sut import launcher
 
 TOKEN = "gateway-test-token"
+JOIN_TOKEN = "gateway-test-join-token"
+#: What a legitimate worker sends to the registry (tests that speak the registry protocol themselves).
+JOIN = {"Authorization": f"Bearer {JOIN_TOKEN}"}
+#: Tokens reach the services through the environment, never their command lines.
+SERVICE_ENV = launcher.service_env(admin_token=TOKEN, join_token=JOIN_TOKEN)
 STARTUP_TIMEOUT = 60.0
 ROW = [0.5, -1.0, 2.0, 0.25]
 
@@ -92,7 +97,12 @@ class Service:
 def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen:
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+            argv,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **SERVICE_ENV},
         )
 
 
@@ -121,7 +131,6 @@ class Cluster:
             port=port,
             data_dir=self.data_dir,
             artifact_root=self.artifact_root,
-            admin_token=TOKEN,
             **self.gateway_options,
         )
         log_path = self.root / f"gateway-{port}.log"
