@@ -53,9 +53,6 @@ class ClusterRecord:
         procs = [ProcessRecord(**p) for p in raw.get("processes", [])]
         return cls(**{**raw, "processes": procs})
 
-    def worker_urls(self) -> list[str]:
-        return [p.url for p in self.processes if p.role == "worker"]
-
 
 class StateError(RuntimeError):
     """The state file cannot be read or written; the message says which file and why."""
