@@ -1,7 +1,7 @@
 """What the load calls: a weighted list of HTTP endpoints, handed to the locustfile as a JSON file.
 
 The locustfile knows no model and no input: the runner writes ``endpoints.json`` (a list of
-``{name, weight, method, path, body}``) and passes its path in ``SBDD_LOAD_ENDPOINTS``. A JSON-object
+``{name, weight, method, path, body}``) and passes its path in ``SERVINGBDD_LOAD_ENDPOINTS``. A JSON-object
 ``body`` gets a fresh ``"id"`` per request (the V2 request id, echoed by a V2 server), so that every
 sample can be matched to what the server logged.
 """
@@ -95,7 +95,7 @@ def check_endpoints(endpoints: Iterable[Endpoint]) -> tuple[Endpoint, ...]:
 
 
 def write_endpoints(endpoints: Iterable[Endpoint], path: Path) -> Path:
-    """The file the locustfile reads (``SBDD_LOAD_ENDPOINTS``)."""
+    """The file the locustfile reads (``SERVINGBDD_LOAD_ENDPOINTS``)."""
     items = check_endpoints(endpoints)
     path.write_text(json.dumps([asdict(e) for e in items], indent=1), encoding="utf-8")
     return path

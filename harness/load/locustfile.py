@@ -2,13 +2,13 @@
 
 Never import this module (or ``locust``) in the test process: importing locust monkey-patches the
 interpreter with gevent, which breaks pytest and asyncio. The runner runs ``python -m locust -f
-<this file>`` and passes the settings through ``SBDD_LOAD_*`` environment variables (not ``LOCUST_*``,
+<this file>`` and passes the settings through ``SERVINGBDD_LOAD_*`` environment variables (not ``LOCUST_*``,
 which Locust itself reads as options). It knows no model: what to call comes from the JSON file named
-by ``SBDD_LOAD_ENDPOINTS`` (``[{name, weight, method, path, body|null}]``, see
-:mod:`harness.load.endpoints`), and the user count over time from ``SBDD_LOAD_SCHEDULE`` when set (a
+by ``SERVINGBDD_LOAD_ENDPOINTS`` (``[{name, weight, method, path, body|null}]``, see
+:mod:`harness.load.endpoints`), and the user count over time from ``SERVINGBDD_LOAD_SCHEDULE`` when set (a
 ``LoadTestShape``; without it, Locust's ``--users``/``--run-time`` apply).
 
-Each request becomes one JSON line in ``$SBDD_LOAD_SAMPLES_DIR/samples-<pid>.jsonl`` (one file per
+Each request becomes one JSON line in ``$SERVINGBDD_LOAD_SAMPLES_DIR/samples-<pid>.jsonl`` (one file per
 process, so ``--processes`` needs no locking)::
 
     {"t": wall-clock start, "lat": seconds (perf_counter), "status": 200 | 0 on no answer,
@@ -38,9 +38,9 @@ _ERROR_TEXT_LIMIT = 300
 
 
 def _env(name: str, default: str | None = None) -> str:
-    value = os.environ.get(f"SBDD_LOAD_{name}", default)
+    value = os.environ.get(f"SERVINGBDD_LOAD_{name}", default)
     if value is None:
-        raise RuntimeError(f"SBDD_LOAD_{name} is not set: this locustfile is started by harness.load.runner")
+        raise RuntimeError(f"SERVINGBDD_LOAD_{name} is not set: this locustfile is started by harness.load.runner")
     return value
 
 
@@ -159,7 +159,7 @@ def _task(endpoint: dict[str, Any]) -> Callable[[BaseModelUser], None]:
 # The weights are given to the class body because Locust's metaclass turns a ``tasks`` dict into its
 # weighted list when the class is created (assigning it later has no effect).
 class ModelUser(BaseModelUser):
-    """The user Locust runs: the endpoints of ``$SBDD_LOAD_ENDPOINTS`` at their weights."""
+    """The user Locust runs: the endpoints of ``$SERVINGBDD_LOAD_ENDPOINTS`` at their weights."""
 
     tasks = {_task(e): int(e["weight"]) for e in ENDPOINTS if int(e["weight"]) > 0}
 

@@ -404,15 +404,15 @@ def _free_port() -> int:
 
 def _locust_env(profile: LoadProfile, samples_dir: Path, endpoints: Path) -> dict[str, str]:
     return {
-        "SBDD_LOAD_SAMPLES_DIR": str(samples_dir),
-        "SBDD_LOAD_ENDPOINTS": str(endpoints),
-        "SBDD_LOAD_SCHEDULE": json.dumps(profile.schedule.to_json() if profile.schedule else None),
-        "SBDD_LOAD_TIMEOUT_S": repr(float(profile.timeout_s)),
-        "SBDD_LOAD_THINK_S": repr(float(profile.think_s)),
-        "SBDD_LOAD_USER_RATE": repr(float(profile.user_rate or 0.0)),
-        "SBDD_LOAD_RUN_ID": f"load-{uuid.uuid4().hex[:8]}",
-        "SBDD_LOAD_HEADERS": json.dumps(profile.headers),
-        "SBDD_LOAD_PARENT_PID": str(os.getpid()),
+        "SERVINGBDD_LOAD_SAMPLES_DIR": str(samples_dir),
+        "SERVINGBDD_LOAD_ENDPOINTS": str(endpoints),
+        "SERVINGBDD_LOAD_SCHEDULE": json.dumps(profile.schedule.to_json() if profile.schedule else None),
+        "SERVINGBDD_LOAD_TIMEOUT_S": repr(float(profile.timeout_s)),
+        "SERVINGBDD_LOAD_THINK_S": repr(float(profile.think_s)),
+        "SERVINGBDD_LOAD_USER_RATE": repr(float(profile.user_rate or 0.0)),
+        "SERVINGBDD_LOAD_RUN_ID": f"load-{uuid.uuid4().hex[:8]}",
+        "SERVINGBDD_LOAD_HEADERS": json.dumps(profile.headers),
+        "SERVINGBDD_LOAD_PARENT_PID": str(os.getpid()),
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -3,7 +3,7 @@
 A shape compiles to a :class:`Schedule`: steps ``(at_s, users, spawn_rate)`` and an end. The
 locustfile's ``LoadTestShape`` looks the current step up once a second (Locust's tick) and Locust
 starts or stops users at ``spawn_rate`` per second to reach the step's count; the run ends at
-``end_s``. The schedule is plain data (JSON in ``SBDD_LOAD_SCHEDULE``), so the same numbers are
+``end_s``. The schedule is plain data (JSON in ``SERVINGBDD_LOAD_SCHEDULE``), so the same numbers are
 what a report draws and what a test checks.
 """
 
