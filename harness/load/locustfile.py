@@ -40,7 +40,9 @@ _ERROR_TEXT_LIMIT = 300
 def _env(name: str, default: str | None = None) -> str:
     value = os.environ.get(f"SERVINGBDD_LOAD_{name}", default)
     if value is None:
-        raise RuntimeError(f"SERVINGBDD_LOAD_{name} is not set: this locustfile is started by harness.load.runner")
+        raise RuntimeError(
+            f"SERVINGBDD_LOAD_{name} is not set: this locustfile is started by harness.load.runner"
+        )
     return value
 
 
