@@ -11,14 +11,13 @@ With ``LoadProfile.load_workers = N`` the process is a Locust master (bound to 1
 directory, so the samples come back exactly as from one process.
 
 No Locust process outlives the test: :meth:`LoadRun.stop` stops gracefully (SIGTERM: users finish the
-request in flight within ``--stop-timeout``), then kills the process group; an ``atexit`` hook and a
+request in flight within ``--stop-timeout``), then kills the process group; :mod:`harness.cleanup` and a
 SIGTERM hook do the same for runs nobody stopped, and the locustfile quits by itself when the process
 that started it is gone.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import math
@@ -33,10 +32,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from urllib.parse import urlsplit
 
-from harness import trace
+from harness import cleanup, trace
 from harness.load.endpoints import Endpoint, check_endpoints, v2_endpoints, write_endpoints
 from harness.load.schedule import Schedule
 from harness.observations import Observation
@@ -441,12 +439,7 @@ def _register(run: LoadRun) -> None:
         if _hooks_installed:
             return
         _hooks_installed = True
-    atexit.register(_kill_all)
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
-        signal.SIG_DFL,
-        None,
-    ):
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    cleanup.register(_kill_all)
 
 
 def _unregister(run: LoadRun) -> None:
@@ -461,9 +454,3 @@ def _kill_all() -> None:
         runs = list(_live)
     for run in runs:
         run.kill()
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _kill_all()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
