@@ -22,6 +22,7 @@ class Observation:
     source: str = "driver"  # "driver" | "load"
     request_id: str | None = None
     target: str = ""  # e.g. "POST /v2/models/demo/infer"
+    provider: str | None = None  # the provider the answer names (gateway header X-Provider), if any
 
     @property
     def ended(self) -> float:

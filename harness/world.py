@@ -236,9 +236,11 @@ class World:
         trace.touch("backend", f"command lines of {name}")
         return self.backend.command_lines(name)
 
-    def add_workers(self, count: int, *, wait: bool = True) -> list[str]:
-        trace.touch("backend", f"add {count} workers")
-        return self.backend.add_workers(count, wait=wait)
+    def add_workers(self, count: int, *, wait: bool = True, pool: str | None = None) -> list[str]:
+        trace.touch("backend", f"add {count} workers" + (f" to pool {pool}" if pool else ""))
+        if pool is None:
+            return self.backend.add_workers(count, wait=wait)
+        return self.backend.add_workers(count, wait=wait, pool=pool)
 
     def running_workers(self) -> list[ServiceInfo]:
         trace.touch("backend", "services")

@@ -11,6 +11,7 @@ from steps import (  # noqa: F401
     concurrency,  # issue 5: OOM, concurrency, SLO steps
     database,  # issue 5: a damaged or lost catalog database
     drift,  # issue 7: drift detection and automatic retraining
+    failover,  # issue 13: providers of a model, the lock, failover and failback
     inference,
     load,
     memory,

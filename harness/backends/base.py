@@ -81,8 +81,9 @@ class ClusterBackend(abc.ABC):
     def gateway_url(self) -> str: ...
 
     @abc.abstractmethod
-    def add_workers(self, count: int, *, wait: bool = True) -> list[str]:
-        """Start ``count`` more workers (concurrently); return their service names."""
+    def add_workers(self, count: int, *, wait: bool = True, pool: str | None = None) -> list[str]:
+        """Start ``count`` more workers (concurrently), in ``pool`` (``--pool``; None: the default
+        pool); return their service names."""
 
     @abc.abstractmethod
     def stop(self, name: str, *, grace: float = 10.0) -> int | None:

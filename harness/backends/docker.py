@@ -212,7 +212,7 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
             )
         return self._database
 
-    def add_workers(self, count: int, *, wait: bool = True) -> list[str]:
+    def add_workers(self, count: int, *, wait: bool = True, pool: str | None = None) -> list[str]:
         spec = self._started_spec()
         services = []
         for _ in range(count):
@@ -230,6 +230,7 @@ class DockerBackend(DockerLinkFaults, ClusterBackend):
                 advertise_url=advertise_url,
                 memory_budget=spec.memory_budget,
                 join_token_file=SecretFiles.in_container(JOIN_TOKEN),
+                pool=pool,
                 python="python",
             )
             service = _Service(name, "worker", self._images["worker"], command, WORKER_PORT)

@@ -162,7 +162,7 @@ class LocalBackend(ClusterBackend):
             return WorkerLinks(*self.links.urls_for(name, port))
         return WorkerLinks(advertise_url=f"http://{HOST}:{port}", gateway_url=self.gateway_url)
 
-    def add_workers(self, count: int, *, wait: bool = True) -> list[str]:
+    def add_workers(self, count: int, *, wait: bool = True, pool: str | None = None) -> list[str]:
         """Start ``count`` workers at once; with ``wait``, until the gateway lists each holding every
         ``production`` version (a worker that cannot load one, e.g. over its memory budget, then fails
         this after ``startup_timeout``: pass ``wait=False`` for such scenarios)."""
@@ -182,6 +182,7 @@ class LocalBackend(ClusterBackend):
                 advertise_url=links.advertise_url,
                 memory_budget=spec.memory_budget,
                 join_token_file=self.secrets.path(JOIN_TOKEN),
+                pool=pool,
                 python=self.python,
             )
             url = f"http://{HOST}:{port}"

@@ -26,6 +26,7 @@ class Answer:
     body: Any  # parsed JSON, else text
     latency_s: float
     error: str | None = None  # the error body's "error" field, or the exception text
+    provider: str | None = None  # the provider the gateway says produced the answer (X-Provider)
 
     @property
     def ok(self) -> bool:
@@ -162,6 +163,20 @@ class GatewayClient:
         headers = {**_bearer(token), **_worker_token(worker_token)}
         return self._call("DELETE", f"/internal/workers/{worker_id}", headers=headers)
 
+    # -- the provider lock (issue 13) ------------------------------------------------------------------------
+    def configure_providers(self, model: str, config: dict[str, Any]) -> Answer:
+        """``PUT /admin/models/{m}/providers`` (providers in priority order, failover policy)."""
+        return self._call("PUT", f"/admin/models/{model}/providers", json=config, admin=True)
+
+    def providers(self, model: str) -> dict:
+        """The lock holder, each provider's counters and last probes."""
+        return self._admin_data(f"/admin/models/{model}/providers", dict)
+
+    def failover_audit(self, model: str | None = None) -> dict:
+        """``{"entries": [...], "dropped", "limit"}``: the provider lock's audit trail, oldest first."""
+        query = f"?model={model}" if model else ""
+        return self._admin_data(f"/admin/failover/audit{query}", dict)
+
     def admin_as(self, path: str, *, token: str | None) -> Answer:
         """``GET`` an admin path presenting ``token`` (None: no credential) instead of the admin token."""
         return self._call("GET", path, headers=_bearer(token))
@@ -194,7 +209,7 @@ class GatewayClient:
         error = None
         if resp.status_code >= 400:
             error = str(body["error"]) if isinstance(body, dict) and "error" in body else str(body)
-        return Answer(resp.status_code, body, latency, error)
+        return Answer(resp.status_code, body, latency, error, resp.headers.get("x-provider"))
 
     def _observed(
         self,
@@ -217,6 +232,7 @@ class GatewayClient:
                 source="driver",
                 request_id=request_id,
                 target=f"{method} {path}",
+                provider=answer.provider,
             )
         )
         return answer

@@ -128,6 +128,7 @@ class BaseModelUser(FastHttpUser):
                 "lat": latency,
                 "status": status,
                 "ver": _model_version(text) if status == 200 and method == "POST" else None,
+                "prov": response.headers.get("x-provider") if status else None,
                 "err": error,
                 "id": request_id,
                 "target": target,

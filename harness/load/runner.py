@@ -136,6 +136,7 @@ def _observation(record: dict) -> Observation:
         source="load",
         request_id=record.get("id"),
         target=record.get("target", ""),
+        provider=record.get("prov"),
     )
 
 
