@@ -341,10 +341,13 @@ class World:
         return self._backend().command_lines(name)
 
     # -- workers of the reference cluster ----------------------------------------------------------
-    def add_workers(self, count: int, *, wait: bool = True, boot_timeout: float | None = None) -> list[str]:
+    def add_workers(
+        self, count: int, *, wait: bool = True, boot_timeout: float | None = None, pool: str | None = None
+    ) -> list[str]:
+        """Start ``count`` workers at once (in ``pool``: a provider's pool of workers; None: the default)."""
         self.require("workers")
-        trace.touch("backend", f"add {count} workers")
-        return self.reference.cluster.add_workers(count, wait=wait, boot_timeout=boot_timeout)
+        trace.touch("backend", f"add {count} workers" + (f" to pool {pool}" if pool else ""))
+        return self.reference.cluster.add_workers(count, wait=wait, boot_timeout=boot_timeout, pool=pool)
 
     def running_workers(self) -> list[ServiceInfo]:
         self.require("workers")

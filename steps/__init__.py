@@ -11,6 +11,7 @@ from steps import (  # noqa: F401
     concurrency,
     database,
     drift,
+    failover,
     inference,
     load,
     memory,

@@ -30,6 +30,7 @@ def gateway_command(
     expiry_misses: int = 3,
     upstream_timeout: float = 5.0,
     join_token_overlap: float | None = None,
+    failover_audit_limit: int | None = None,
     python: str = sys.executable,
 ) -> list[str]:
     argv = [
@@ -45,6 +46,8 @@ def gateway_command(
         argv += ["--join-token-file", str(join_token_file)]
     if join_token_overlap is not None:
         argv += ["--join-token-overlap", str(join_token_overlap)]
+    if failover_audit_limit is not None:
+        argv += ["--failover-audit-limit", str(failover_audit_limit)]
     if db:
         argv += ["--db", db]
     return argv
@@ -61,6 +64,7 @@ def worker_command(
     memory_budget: int = 0,
     grace_period: float = 10.0,
     join_token_file: Path | None = None,
+    pool: str | None = None,
     python: str = sys.executable,
 ) -> list[str]:
     argv = [
@@ -76,6 +80,8 @@ def worker_command(
         argv += ["--advertise-url", advertise_url]
     if join_token_file is not None:  # else the worker reads SUT_JOIN_TOKEN
         argv += ["--join-token-file", str(join_token_file)]
+    if pool is not None:
+        argv += ["--pool", pool]
     return argv
 
 

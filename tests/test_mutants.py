@@ -159,3 +159,44 @@ def test_security_catches_a_gateway_that_lets_a_worker_deregister_another() -> N
 
     real = _run_feature("may_only_heartbeat", None)
     assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_provider_failover_catches_a_gateway_that_fails_over_on_client_errors() -> None:
+    mutant = _run_feature("bad_input", "failover_on_client_errors")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    assert '✗ Then every one of them is answered 400 by provider "primary"' in mutant.stdout, mutant.stdout[
+        -3000:
+    ]
+
+    real = _run_feature("bad_input", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_provider_failover_catches_a_gateway_without_a_hold_time() -> None:
+    mutant = _run_feature("flapping", "no_hold_time")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    flaps = "✗ Then while it flapped the lock of demo failed over at most once per hold period"
+    assert flaps in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("flapping", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_provider_failover_catches_two_providers_answering_at_once() -> None:
+    mutant = _run_feature("takes_over and 503", "two_providers_answer")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    named = "✗ And every answer during the load names the provider that held the lock of demo at that moment"
+    assert named in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("takes_over and 503", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_provider_failover_catches_a_lock_lost_on_restart() -> None:
+    mutant = _run_feature("restarted", "lock_lost_on_restart")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    kept = '✗ Then provider "backup" still holds the lock of demo with its counters'
+    assert kept in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("restarted", None)
+    assert real.returncode == 0, real.stdout[-3000:]

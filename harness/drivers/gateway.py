@@ -89,6 +89,20 @@ class GatewayClient(V2Client):
         headers = {**_bearer(token), **_worker_token(worker_token)}
         return self.call("DELETE", f"/internal/workers/{worker_id}", headers=headers)
 
+    # -- the provider lock ----------------------------------------------------------------------------
+    def configure_providers(self, model: str, config: dict[str, Any]) -> Answer:
+        """``PUT /admin/models/{m}/providers`` (providers in priority order, failover policy)."""
+        return self.admin_call("PUT", f"/admin/models/{model}/providers", json=config)
+
+    def providers(self, model: str) -> dict:
+        """The lock holder, each provider's counters and last probes."""
+        return self._admin_data(f"/admin/models/{model}/providers", dict)
+
+    def failover_audit(self, model: str | None = None) -> dict:
+        """``{"entries": [...], "dropped", "limit"}``: the provider lock's audit trail, oldest first."""
+        query = f"?model={model}" if model else ""
+        return self._admin_data(f"/admin/failover/audit{query}", dict)
+
     def admin_as(self, path: str, *, token: str | None) -> Answer:
         """``GET`` an admin path presenting ``token`` (None: no credential) instead of the admin token."""
         return self.call("GET", path, headers=_bearer(token))

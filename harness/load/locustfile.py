@@ -131,6 +131,7 @@ class BaseModelUser(FastHttpUser):
                 "status": status,
                 "ver": version,
                 "out": outputs,
+                "prov": response.headers.get("x-provider") if status else None,
                 "err": error,
                 "id": request_id,
                 "target": target,

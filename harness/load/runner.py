@@ -191,6 +191,7 @@ def _observation(record: dict, inputs: dict[str, list] | None = None) -> Observa
         request_id=record.get("id"),
         target=record.get("target", ""),
         outputs=record.get("out"),
+        provider=record.get("prov"),
         inputs=inputs if "/infer" in record.get("target", "") else None,
     )
 

@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds the previous join token stays valid after a rotation (default 60)",
     )
+    p.add_argument(
+        "--failover-audit-limit",
+        type=_positive(int, "--failover-audit-limit"),
+        default=1000,
+        help="entries kept in the provider lock's audit trail (oldest dropped and counted; default 1000)",
+    )
     p.add_argument("--heartbeat-interval", type=_positive(float, "--heartbeat-interval"), default=1.0)
     p.add_argument("--expiry-misses", type=_positive(int, "--expiry-misses"), default=3)
     p.add_argument("--upstream-timeout", type=_positive(float, "--upstream-timeout"), default=5.0)
@@ -92,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         upstream_timeout=args.upstream_timeout,
         join_token=join_token,
         join_token_overlap=args.join_token_overlap,
+        failover_audit_limit=args.failover_audit_limit,
     )
     try:
         app = create_app(config)

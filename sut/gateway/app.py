@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,10 @@ from fastapi.responses import JSONResponse
 
 import sut
 from sut.errors import ApiError, NotFound, Unavailable, install_error_handlers
-from sut.gateway import admin, auth, feature_log_api, repository_api
+from sut.gateway import admin, auth, feature_log_api, provider_api, repository_api
 from sut.gateway.catalog import Catalog
 from sut.gateway.catalog_store import open_store
+from sut.gateway.failover import Failover
 from sut.gateway.feature_log import FeatureLog
 from sut.gateway.metrics import GatewayMetrics
 from sut.gateway.registry import Worker, WorkerRegistry, parse_models
@@ -28,6 +30,7 @@ from sut.protocol import BadRequest, parse_infer_request, parse_json
 from sut.token_source import TokenSource, new_token
 
 log = logging.getLogger("sut.gateway")
+POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class GatewayConfig:
     db_check_interval: float = 0.5  # seconds between checks of the catalog database (see catalog_recovery)
     join_token: TokenSource | None = None  # workers' credential (required; see sut.gateway.auth)
     join_token_overlap: float = 60.0  # seconds the previous join token stays valid after a rotation
+    failover_audit_limit: int = 1000  # entries of the provider lock's audit trail (oldest dropped, counted)
 
     @property
     def public_url(self) -> str:
@@ -69,6 +73,11 @@ class Gateway:
             drain_timeout=config.upstream_timeout + 1.0,
         )
         self._background: set[asyncio.Task[None]] = set()
+        # the provider lock of models served by several providers (issue 13); restored from the catalog
+        self.failover = Failover(
+            self.router, self.registry, self.catalog, self.metrics, audit_limit=config.failover_audit_limit
+        )
+        self.failover.load()
         if config.join_token is None:
             raise ValueError("a join token is required (--join-token-file or SUT_JOIN_TOKEN)")
         self.admin_digest = auth.digest(config.admin_token)
@@ -108,6 +117,7 @@ class Gateway:
         for task in list(self._background):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 2.0)
+        await self.failover.close()
         await self.router.close()
         await asyncio.to_thread(self.feature_log.close)
         self.catalog.store.close()
@@ -120,11 +130,12 @@ def create_app(config: GatewayConfig) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         expiry = asyncio.create_task(gateway.expiry_loop())
         db_watch = asyncio.create_task(gateway.catalog.guard.watch(config.db_check_interval))
+        monitor = asyncio.create_task(gateway.failover.run())
         log.info("gateway listening on %s", config.public_url)
         try:
             yield
         finally:
-            for task in (expiry, db_watch):
+            for task in (expiry, db_watch, monitor):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -137,6 +148,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     _add_registry_routes(app, gateway)
     app.include_router(admin.router)
     app.include_router(repository_api.router)
+    app.include_router(provider_api.router)
     app.include_router(feature_log_api.labels_router)
     app.include_router(feature_log_api.admin_router)
 
@@ -209,12 +221,15 @@ def _add_v2_routes(app: FastAPI, gw: Gateway) -> None:
             except ApiError as exc:
                 gw.metrics.observe(model, version or "", exc.status, 0.0)
                 raise
-            upstream = await gw.router.infer(model, resolved, body)
+            upstream = await gw.failover.infer(model, resolved, body)  # the provider lock, if any
         finally:
             gw.router.in_flight.leave(key)
         if upstream.status == 200:  # queued only: written off the event loop in batches
             gw.feature_log.record(parsed.id, model, resolved, parsed.inputs[0].array)
-        return Response(upstream.body, status_code=upstream.status, media_type="application/json")
+        headers = {"X-Provider": upstream.provider} if upstream.provider else None
+        return Response(
+            upstream.body, status_code=upstream.status, media_type="application/json", headers=headers
+        )
 
     @app.post("/v2/models/{model}/infer")
     async def infer_default(model: str, request: Request) -> Response:
@@ -252,6 +267,9 @@ def _add_registry_routes(app: FastAPI, gw: Gateway) -> None:
         name = payload.get("name") or ""
         if not isinstance(name, str):
             raise BadRequest("'name' must be a string")
+        pool = payload.get("pool") or "default"
+        if not isinstance(pool, str) or not POOL_NAME.match(pool):
+            raise BadRequest("'pool' must be a short name: letters, digits, '.', '_' or '-'")
         try:
             models = parse_models(payload.get("models"))
         except ValueError as exc:
@@ -260,7 +278,7 @@ def _add_registry_routes(app: FastAPI, gw: Gateway) -> None:
             gw.registry.deregister(old.id)  # the same address registering again: the old process is gone
             gw.audit_later("worker_replaced", None, {"worker": old.id, "url": old.url})
         worker_token = new_token()  # answered once; only its digest is kept
-        worker = gw.registry.register(url, name, models, auth.digest(worker_token))
+        worker = gw.registry.register(url, name, models, auth.digest(worker_token), pool)
         log.info("worker %s registered: %s (%s)", worker.id, worker.url, worker.name)
         gw.audit_later("worker_registered", None, {"worker": worker.id, "url": worker.url, "name": name})
         return {

@@ -104,14 +104,15 @@ class Router:
         await self.pool.close()
         await self.client.aclose()
 
-    async def infer(self, model: str, version: str, body: bytes) -> Upstream:
-        """Run one inference on a worker holding (model, version); raises ApiError 503/504."""
+    async def infer(self, model: str, version: str, body: bytes, pool: str | None = None) -> Upstream:
+        """Run one inference on a worker holding (model, version) (in ``pool``, when given); raises
+        ApiError 503/504."""
         key = (model, version)
         started = time.perf_counter()
         self.in_flight.enter(key)
         status = 500
         try:
-            result = await self._infer_with_retry(model, version, body)
+            result = await self._infer_with_retry(model, version, body, pool)
             status = result.status
             return result
         except ApiError as exc:
@@ -121,7 +122,7 @@ class Router:
             self.in_flight.leave(key)
             self.metrics.observe(model, version, status, time.perf_counter() - started)
 
-    async def _infer_with_retry(self, model: str, version: str, body: bytes) -> Upstream:
+    async def _infer_with_retry(self, model: str, version: str, body: bytes, pool: str | None) -> Upstream:
         path = f"/v2/models/{model}/versions/{version}/infer"
         # Each healthy holder is tried at most once. Only failures that never reached a model are
         # retried (connection refused/reset, a draining worker's 503, a version already unloaded), and
@@ -130,7 +131,7 @@ class Router:
         # not retried (504 at once), so the deadline bounds the whole request.
         tried: set[str] = set()
         failures: list[str] = []
-        while (worker := self.registry.pick(model, version, exclude=tried)) is not None:
+        while (worker := self.registry.pick(model, version, exclude=tried, pool=pool)) is not None:
             if failures:
                 self.metrics.retries.labels(model).inc()
             tried.add(worker.id)
@@ -139,7 +140,7 @@ class Router:
                 return outcome
             failures.append(outcome)
         # out of workers: every holder failed (each is now marked unhealthy) or there was none
-        reason = "; ".join(failures) if failures else self.registry.unavailable_reason(model, version)
+        reason = "; ".join(failures) if failures else self.registry.unavailable_reason(model, version, pool)
         if failures:
             reason += "; no other healthy worker holds it"
         raise ApiError(f"no healthy worker can serve model {model!r} version {version!r}: {reason}", 503)

@@ -31,6 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grace-period", type=float, default=10.0, help="SIGTERM drain deadline, seconds")
     parser.add_argument("--name", default=None, help="a label only; the gateway assigns the id")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument("--pool", default="default", help="the pool the gateway lists us in (providers)")
     parser.add_argument(
         "--join-token-file",
         type=Path,
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         grace_period=args.grace_period,
         max_body_bytes=args.max_body_bytes,
         join_token=join_token,
+        pool=args.pool,
     )
     runtime = WorkerRuntime(config)
     uv_config = uvicorn.Config(

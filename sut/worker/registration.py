@@ -39,8 +39,10 @@ class Registrar:
         store: ModelStore,
         pool: Executor,
         join_token: TokenSource | None = None,
+        worker_pool: str = "default",
     ) -> None:
         self.gateway_url = gateway_url.rstrip("/")
+        self.worker_pool = worker_pool  # the pool of workers the gateway lists us in
         self.join_token = join_token
         self.worker_token: str | None = None  # from the registration answer: proves an entry is ours
         self.name = name
@@ -88,7 +90,12 @@ class Registrar:
     async def _register(self) -> dict[str, Any]:
         delay = BACKOFF_START
         while True:
-            body = {"url": self.advertise_url, "name": self.name, "models": self._models()}
+            body = {
+                "url": self.advertise_url,
+                "name": self.name,
+                "models": self._models(),
+                "pool": self.worker_pool,
+            }
             # The attempt runs as its own task so that a SIGTERM arriving mid-request can still learn
             # the id the gateway gave us, and deregister it (see ``stop``).
             self._attempt = asyncio.ensure_future(self._post_register(body))

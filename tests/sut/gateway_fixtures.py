@@ -139,7 +139,7 @@ class Cluster:
         self._wait_live(service, "gateway")
         return service
 
-    def start_worker(self, name: str, memory_budget: int = 0) -> Service:
+    def start_worker(self, name: str, memory_budget: int = 0, pool: str | None = None) -> Service:
         port = free_port()
         argv = launcher.worker_command(
             port=port,
@@ -148,6 +148,7 @@ class Cluster:
             name=name,
             grace_period=5.0,
             memory_budget=memory_budget,
+            pool=pool,
         )
         log_path = self.root / f"worker-{name}.log"
         service = Service(f"http://127.0.0.1:{port}", _spawn(argv, log_path), log_path)

@@ -68,16 +68,20 @@ class ReferenceCluster:
     def gateway_url(self) -> str:
         return self.backend.url("gateway")
 
-    def add_workers(self, count: int, *, wait: bool = True, boot_timeout: float | None = None) -> list[str]:
+    def add_workers(
+        self, count: int, *, wait: bool = True, boot_timeout: float | None = None, pool: str | None = None
+    ) -> list[str]:
         """Start ``count`` workers at once; with ``wait``, until the gateway lists each holding every
         ``production`` version (a worker that cannot load one, e.g. over its memory budget, then fails
         this: pass ``wait=False`` for such scenarios). ``boot_timeout`` overrides how long each may take
-        to answer on its own port (dozens booting on a small machine take longer than one)."""
+        to answer on its own port (dozens booting on a small machine take longer than one). ``pool``: the
+        provider pool the workers join (``--pool``; None: the default pool)."""
         spec = self._started()
         names = [f"worker-{self._next_worker + i}" for i in range(count)]
         self._next_worker += count
         self.backend.launch_all(
-            services.worker(spec, name, self.secrets.root, startup_timeout=boot_timeout) for name in names
+            services.worker(spec, name, self.secrets.root, pool=pool, startup_timeout=boot_timeout)
+            for name in names
         )
         if wait:
             self.wait_registered(names, stale_ids={})

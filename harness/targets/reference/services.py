@@ -124,6 +124,7 @@ def worker(
     *,
     token_file: str | None = JOIN_TOKEN,
     kind: str = "worker",
+    pool: str | None = None,
     startup_timeout: float | None = None,
 ) -> ServiceSpec:
     """A worker presenting the join token in ``secrets/token_file`` (None: none at all). ``kind``
@@ -141,6 +142,7 @@ def worker(
             advertise_url=p.reached_by("gateway"),
             memory_budget=spec.memory_budget,
             join_token_file=Path(p.path(secrets / token_file)) if token_file else None,
+            pool=pool,
             python=p.python,
         )]  # fmt: skip
 
