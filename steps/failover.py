@@ -131,7 +131,7 @@ def fault_on_provider(world: World, provider: str, fault: str) -> None:
     state.fault_at = world.marks["fault"]
     for name in state.pools[provider]:
         if fault == "are killed":
-            world.kill_worker(name)
+            world.kill_service(name)
         elif fault == "are cut off from the gateway":
             world.partition("gateway", name)
         else:
@@ -148,7 +148,7 @@ def restart_provider(world: World, provider: str) -> None:
     from the first restart (the provider is healthy as soon as one of its workers is)."""
     world.mark("recovered")
     for name in _providers(world).pools[provider]:
-        world.restart_worker(name)
+        world.restart_service(name)
 
 
 @when(
@@ -272,7 +272,7 @@ def restart_gateway(world: World) -> None:
     state = _providers(world)
     state.before_restart = world.gateway.providers(state.model)
     time.sleep(0.6)
-    world.restart_worker("gateway")
+    world.restart_service("gateway")
 
 
 @then(
