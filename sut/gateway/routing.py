@@ -131,6 +131,7 @@ class Router:
         # not retried (504 at once), so the deadline bounds the whole request.
         tried: set[str] = set()
         failures: list[str] = []
+        quota: list[Upstream] = []  # 429 answers: when every worker gave one, the client gets one
         while (worker := self.registry.pick(model, version, exclude=tried, pool=pool)) is not None:
             if failures:
                 self.metrics.retries.labels(model).inc()
@@ -139,6 +140,10 @@ class Router:
             if isinstance(outcome, Upstream):
                 return outcome
             failures.append(outcome)
+            if isinstance(outcome, _Refused):
+                quota.append(outcome.upstream)
+        if quota and len(quota) == len(failures):
+            return quota[-1]
         # out of workers: every holder failed (each is now marked unhealthy) or there was none
         reason = "; ".join(failures) if failures else self.registry.unavailable_reason(model, version, pool)
         if failures:
@@ -170,6 +175,10 @@ class Router:
             reason = f"worker {worker.id} ({worker.url}) answered 503: {_error_text(content)}"
             await self._worker_failed(worker, reason)
             return reason
+        if status == 429:
+            # out of quota: this request tries another worker (the worker stays healthy: not a fault)
+            reason = f"worker {worker.id} ({worker.url}) answered 429: {_error_text(content)}"
+            return _Refused(reason, Upstream(status, content, worker.id))
         if status == 404 and path.endswith("/infer"):
             # the worker no longer holds the version (unloaded since its last heartbeat)
             worker.models.discard((model, version))
@@ -213,6 +222,17 @@ class Router:
         except httpx.TransportError as exc:
             return 0, f"connection failed: {type(exc).__name__}: {exc}"
         return response.status_code, "" if response.is_success else _error_text(response.content)
+
+
+class _Refused(str):
+    """A worker's 429 (quota exhausted): retried elsewhere like a 503, but kept to answer with."""
+
+    upstream: Upstream
+
+    def __new__(cls, reason: str, upstream: Upstream) -> _Refused:
+        refused = super().__new__(cls, reason)
+        refused.upstream = upstream
+        return refused
 
 
 def _error_text(content: bytes) -> str:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from gateway_fixtures import JOIN, Cluster, Service, infer_body, wait_until
 
+from harness.faults.files import corrupt_file
 from sut.demo_models import build_demo
 from sut.gateway.failover import FailoverAudit, canary_body
 from sut.gateway.providers import classify, parse_config
@@ -190,6 +191,28 @@ def test_the_lock_and_counters_survive_a_gateway_restart(pools: Cluster) -> None
         assert new["counters"]["total_failures"] >= old["counters"]["total_failures"]
     actions = [e["action"] for e in audit(pools)]
     assert actions[:3] == ["acquire", "failover", "lock_restored"], actions
+
+
+def test_the_lock_survives_a_catalog_recovery_and_then_a_restart(pools: Cluster) -> None:
+    shed(pools.workers[0], 503)
+    wait_until("failover", lambda: status(pools)["lock"]["active"] == "backup", 5.0)
+    time.sleep(0.6)  # written at once on the switch; give the backup after that write a moment
+    corrupt_file(pools.data_dir / "catalog.db", mode="header")
+    wait_until(
+        "the catalog recovered",
+        lambda: (
+            pools.get("/admin/status").json()["catalog"]["recoveries"] >= 1
+            and pools.get("/admin/status").json()["catalog"]["state"] == "ok"
+        ),
+        15.0,
+    )
+    assert pools.gateway is not None
+    port = int(pools.url.rsplit(":", 1)[1])
+    pools.gateway.kill()  # after the recovery, only the recovered database knows the lock
+    pools.start_gateway(port)
+    after = status(pools)
+    assert after["lock"]["active"] == "backup" and after["lock"]["switches"] == 1
+    assert [e["action"] for e in audit(pools)][:3] == ["acquire", "failover", "lock_restored"]
 
 
 def test_an_external_v2_server_as_backup(tmp_path: Path, worker_start) -> None:
