@@ -185,7 +185,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.url:
         try:  # before any request (warm-up and wrk included): load never leaves this machine
-            args.url = check_host(args.url)
+            args.url = check_host(args.url, loopback_only=True)
         except ValueError as exc:
             parser.error(str(exc))
 

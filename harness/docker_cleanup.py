@@ -13,16 +13,16 @@ have, so the harness disables it and cleans up itself:
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import os
 import signal
 import socket
-import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from harness import cleanup
 
 log = logging.getLogger(__name__)
 
@@ -135,60 +135,8 @@ def reap_leftovers(client) -> tuple[int, int, int]:
 
 # -- teardown at exit and on signals ---------------------------------------------------------------
 
-_lock = threading.RLock()  # re-entrant: the signal handler may interrupt a holder on this thread
-_cleanups: dict[int, Callable[[], object]] = {}
-_installed = False
-_previous: dict[int, object] = {}
 
-
-def register(cleanup: Callable[[], object]) -> Callable[[], None]:
-    """Run ``cleanup`` at exit or on a terminating signal unless the returned ``unregister`` ran first."""
-    _install()
-    key = id(cleanup)
-    with _lock:
-        _cleanups[key] = cleanup
-
-    def unregister() -> None:
-        with _lock:
-            _cleanups.pop(key, None)
-
-    return unregister
-
-
-def run_cleanups() -> None:
-    if os.getpid() != _OWNER_PID:  # a forked child inherited the hooks: the resources are not its own
-        return
-    with _lock:
-        pending = list(_cleanups.values())
-        _cleanups.clear()
-    for cleanup in reversed(pending):
-        try:
-            cleanup()
-        except Exception as exc:  # one failure must not stop the others
-            log.warning("docker cleanup failed: %s", exc)
-
-
-def _install() -> None:
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        _installed = True
-    atexit.register(run_cleanups)
-    if threading.current_thread() is not threading.main_thread():
-        return  # signal handlers can only be set from the main thread; atexit still covers normal exits
-    for sig in _SIGNALS:
-        with contextlib.suppress(ValueError, OSError):
-            _previous[sig] = signal.signal(sig, _on_signal)
-
-
-def _on_signal(signum: int, frame) -> None:
-    run_cleanups()
-    previous = _previous.get(signum)
-    if callable(previous):
-        previous(signum, frame)  # e.g. Python's default SIGINT handler raises KeyboardInterrupt
-    elif previous == signal.SIG_IGN:
-        return
-    else:  # SIG_DFL: die of the same signal, as the process would have without us
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+def register(teardown: Callable[[], object]) -> Callable[[], None]:
+    """Run ``teardown`` at exit or on a terminating signal unless the returned ``unregister`` ran first
+    (see :mod:`harness.cleanup`)."""
+    return cleanup.register(teardown)

@@ -24,6 +24,7 @@ class Observation:
     target: str = ""  # e.g. "POST /v2/models/demo/infer"
     outputs: dict[str, list] | None = None  # a successful answer's outputs (name -> flat data), if recorded
     inputs: dict[str, list] | None = None  # the request's input tensors (name -> flat data), if known
+    provider: str | None = None  # the provider the answer names (gateway header X-Provider), if any
 
     @property
     def ended(self) -> float:

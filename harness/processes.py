@@ -4,9 +4,9 @@ Every child runs in its own session (so its pid is also its process-group id, an
 terminal does not reach it directly) with stdout and stderr appended to a log file. A process-wide
 registry remembers the live children and kills their whole groups
 
-* at interpreter exit (``atexit``), and
-* on SIGINT / SIGTERM, before chaining to the handler that was installed before ours, so that Ctrl-C
-  still raises ``KeyboardInterrupt`` in pytest (and pytest then runs its teardown),
+* at interpreter exit and on SIGINT / SIGTERM / SIGHUP (through :mod:`harness.cleanup`, before the
+  handler that was installed before ours, so that Ctrl-C still raises ``KeyboardInterrupt`` in pytest and
+  pytest then runs its teardown),
 
 so that no service outlives a run, even an interrupted one. A run that is SIGKILLed runs no handler:
 each spawned group is also written to a pidfile of the run (``$TMPDIR/servingbdd-services/``), and the
@@ -15,7 +15,6 @@ next run's first spawn kills the groups of runs whose test process is gone (:fun
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import signal
@@ -26,14 +25,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import FrameType
-from typing import Any
+
+from harness import cleanup
 
 _registry: dict[int, ManagedProcess] = {}
 # Re-entrant: a signal handler may run while the main thread holds the lock.
 _registry_lock = threading.RLock()
 _owner_pid = os.getpid()  # a forked child must not kill its parent's services
-_previous_handlers: dict[int, Any] = {}
 KILL_WAIT_S = 30.0
 
 
@@ -204,6 +202,21 @@ def group_rss(pgid: int) -> int:
     return total
 
 
+def group_command_lines(pgid: int) -> list[str]:
+    """The command line of every process in the process group ``pgid``, as ``ps`` shows it."""
+    lines = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            raw = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        lines.append(raw.replace(b"\0", b" ").decode(errors="replace").strip())
+    return lines
+
+
 def spawn(
     name: str,
     argv: Sequence[str],
@@ -214,7 +227,6 @@ def spawn(
 ) -> ManagedProcess:
     """Start ``argv`` in a new session, stdout+stderr appended to ``log_path``; register it for cleanup."""
     global _swept
-    _install_signal_handlers()
     if not _swept:
         _swept = True
         sweep_orphans()
@@ -268,37 +280,10 @@ def kill_all(*, reap: bool = True) -> int:
     return len(procs)
 
 
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    kill_all(reap=False)
-    previous = _previous_handlers.get(signum, signal.SIG_DFL)
-    if callable(previous):
-        previous(signum, frame)  # e.g. default_int_handler raises KeyboardInterrupt
-    elif previous == signal.SIG_DFL:
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)  # die of the signal, as we would have without us
-
-
-def _install_signal_handlers() -> None:
-    """Hook SIGINT/SIGTERM once, from the main thread (elsewhere: atexit only)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        if signum in _previous_handlers:  # once only: re-chaining could make a loop of handlers
-            continue
-        current = signal.getsignal(signum)
-        if current is _on_signal or current == signal.SIG_IGN or current is None:
-            continue
-        _previous_handlers[signum] = current
-        try:
-            signal.signal(signum, _on_signal)
-        except ValueError:  # not the main interpreter
-            _previous_handlers.pop(signum, None)
-
-
 def _exit() -> None:
     kill_all()
     if os.getpid() == _owner_pid:
         _pidfile().unlink(missing_ok=True)
 
 
-atexit.register(_exit)
+cleanup.register(_exit, on_signal=lambda: kill_all(reap=False))

@@ -118,15 +118,6 @@ class LatencySummary:
         )
 
 
-def in_window(
-    observations: Iterable[Observation], start: float | None, end: float | None
-) -> list[Observation]:
-    """Observations that *overlap* ``[start, end]`` (wall clock; None = open), as ``Observations.select``."""
-    return [
-        o for o in observations if (start is None or o.ended >= start) and (end is None or o.started <= end)
-    ]
-
-
 def errors_by_status(observations: Iterable[Observation]) -> dict[int, int]:
     """How many answers were not 2xx, by status; 0 = no HTTP answer (connection error, client timeout)."""
     return dict(sorted(Counter(o.status for o in observations if not o.ok).items()))

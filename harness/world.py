@@ -186,6 +186,11 @@ class World:
         trace.touch("backend", f"resume {name}")
         self._backend().resume(name)
 
+    def services(self) -> list[ServiceInfo]:
+        """Every service the backend runs (or ran) in this scenario."""
+        trace.touch("backend", "services")
+        return self._backend().services()
+
     def service(self, name: str) -> ServiceInfo:
         trace.touch("backend", f"service {name}")
         return self._backend().service(name)
@@ -315,11 +320,34 @@ class World:
             raise TargetError("no database server in this scenario (missing a step that starts one?)")
         return self.database
 
-    # -- workers of the reference cluster ----------------------------------------------------------
-    def add_workers(self, count: int, *, wait: bool = True, boot_timeout: float | None = None) -> list[str]:
+    # -- credentials: strangers, the join token's rotation, what `ps` shows ----------------------------
+    def start_stranger(self, join_token: str | None) -> str:
+        """Start a real worker that presents ``join_token`` (None: no token) instead of the cluster's
+        join token; it keeps trying to register. Stopped at teardown with the cluster. Its name."""
         self.require("workers")
-        trace.touch("backend", f"add {count} workers")
-        return self.reference.cluster.add_workers(count, wait=wait, boot_timeout=boot_timeout)
+        trace.touch("backend", "start a stranger's worker")
+        return self.reference.cluster.start_stranger(join_token)
+
+    def rotate_join_token(self, token: str) -> None:
+        """Rewrite the cluster's join token file (the services re-read it; nothing restarts)."""
+        self.require("workers")
+        trace.touch("backend", "rotate the join token")
+        self.reference.cluster.rotate_join_token(token)
+
+    def command_lines(self, name: str) -> list[str]:
+        """The command lines of a service's processes, as any user of the machine sees them in ``ps``."""
+        self.require("lifecycle")
+        trace.touch("backend", f"command lines of {name}")
+        return self._backend().command_lines(name)
+
+    # -- workers of the reference cluster ----------------------------------------------------------
+    def add_workers(
+        self, count: int, *, wait: bool = True, boot_timeout: float | None = None, pool: str | None = None
+    ) -> list[str]:
+        """Start ``count`` workers at once (in ``pool``: a provider's pool of workers; None: the default)."""
+        self.require("workers")
+        trace.touch("backend", f"add {count} workers" + (f" to pool {pool}" if pool else ""))
+        return self.reference.cluster.add_workers(count, wait=wait, boot_timeout=boot_timeout, pool=pool)
 
     def running_workers(self) -> list[ServiceInfo]:
         self.require("workers")

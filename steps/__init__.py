@@ -11,6 +11,7 @@ from steps import (  # noqa: F401
     concurrency,
     database,
     drift,
+    failover,
     inference,
     load,
     memory,
@@ -18,5 +19,6 @@ from steps import (  # noqa: F401
     performance,
     protocol,
     restart,
+    security,  # issue 13: credentials (join token, worker token, admin token)
     swap,
 )

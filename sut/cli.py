@@ -4,6 +4,7 @@
     sut status [--json]
     sut swap MODEL VERSION
     sut rollback MODEL
+    sut rotate-join-token [--new-token T]
     sut down
 
 Commands other than ``up`` find the gateway from ``--gateway``, else ``$SUT_GATEWAY``, else the
@@ -28,6 +29,7 @@ import httpx
 
 from sut import cluster_state, launcher
 from sut.cluster_state import ClusterRecord, ProcessRecord
+from sut.token_source import new_token, write_token_file
 
 DEMO_MODEL = "demo"
 DEMO_VERSIONS = ("1", "2")
@@ -224,7 +226,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     artifact_root = data_dir / "artifacts"
     artifact_root.mkdir(parents=True, exist_ok=True)
     gateway_url = f"http://{HOST}:{port}"
-    record = ClusterRecord(name, gateway_url, token, str(data_dir), time.time())
+    # The workers' credential: a file the gateway and every worker read (and re-read when it changes).
+    join_file = write_token_file(data_dir / "secrets" / "join_token", new_token())
+    record = ClusterRecord(
+        name, gateway_url, token, str(data_dir), time.time(), join_token_file=str(join_file)
+    )
     started: list[tuple[ProcessRecord, subprocess.Popen]] = []
 
     def start(
@@ -245,9 +251,15 @@ def cmd_up(args: argparse.Namespace) -> int:
             "gateway",
             gateway_url,
             launcher.gateway_command(
-                port=port, data_dir=data_dir, artifact_root=artifact_root, admin_token=None, db=args.db
+                port=port,
+                data_dir=data_dir,
+                artifact_root=artifact_root,
+                join_token_file=join_file,
+                join_token_overlap=args.join_token_overlap,
+                db=args.db,
             ),
-            env={"SUT_ADMIN_TOKEN": token},  # not on the command line, where `ps` shows it to everyone
+            # not on the command line, where `ps` shows it to everyone
+            env=launcher.service_env(admin_token=token),
         )
         _wait_for(
             "waiting for the gateway",
@@ -262,7 +274,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             worker_url = f"http://{HOST}:{worker_port}"
             _progress(f"starting worker-{i} on {worker_url}")
             argv = launcher.worker_command(
-                port=worker_port, gateway_url=gateway_url, artifact_root=artifact_root, name=f"worker-{i}"
+                port=worker_port,
+                gateway_url=gateway_url,
+                artifact_root=artifact_root,
+                name=f"worker-{i}",
+                join_token_file=join_file,
             )
             start("worker", f"worker-{i}", worker_url, argv)
         _wait_for(
@@ -370,6 +386,35 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- sut rotate-join-token -------------------------------------------------------------------
+
+
+def cmd_rotate_join_token(args: argparse.Namespace) -> int:
+    """Write a new join token into the cluster's join token file: the gateway and the workers re-read it
+    (no restart); the gateway keeps accepting the previous one for its overlap (``--join-token-overlap``)."""
+    url, _, cluster = _resolve_target(args)
+    if cluster is None or not cluster.join_token_file:
+        raise CliError(f"no join token file is recorded for {url}: only clusters `sut up` started rotate")
+    admin = _admin(args)
+    try:
+        before = admin.request("GET", "/admin/status", what="status failed").get("join_token") or {}
+        write_token_file(Path(cluster.join_token_file), args.new_token or new_token())
+        deadline = time.monotonic() + args.timeout
+        while True:  # the gateway takes the new token at its next look at the file (any auth, any status)
+            now = admin.request("GET", "/admin/status", what="status failed").get("join_token") or {}
+            if now.get("rotations", 0) > before.get("rotations", 0):
+                break
+            if time.monotonic() > deadline:
+                raise CliError(f"the gateway at {url} did not take the new join token in {args.timeout:g} s")
+            time.sleep(0.1)
+    finally:
+        admin.close()
+    until = now.get("previous_valid_until")
+    left = f"{until - time.time():.0f} s more" if isinstance(until, int | float) else "its overlap"
+    print(f"join token rotated in {cluster.join_token_file}; the previous one is accepted for {left}")
+    return 0
+
+
 # --- sut down --------------------------------------------------------------------------------
 
 
@@ -450,6 +495,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--name", help="cluster name (default sut-<port>)")
     up.add_argument("--token", help="admin token (default: $SUT_ADMIN_TOKEN, else a generated one)")
     up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness (default 90)")
+    up.add_argument(
+        "--join-token-overlap",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds the previous join token stays valid after `sut rotate-join-token` (default 60)",
+    )
     up.set_defaults(func=cmd_up)
 
     status = sub.add_parser("status", parents=[target], help="workers, models, versions and aliases")
@@ -464,6 +516,15 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = sub.add_parser("rollback", parents=[target], help="swap MODEL back to its previous version")
     rollback.add_argument("model", metavar="MODEL")
     rollback.set_defaults(func=cmd_rollback)
+
+    rotate = sub.add_parser(
+        "rotate-join-token",
+        parents=[target],
+        help="give the workers a new join token, without a restart",
+        description=cmd_rotate_join_token.__doc__,
+    )
+    rotate.add_argument("--new-token", dest="new_token", help="the new token (default: a generated one)")
+    rotate.set_defaults(func=cmd_rotate_join_token)
 
     down = sub.add_parser("down", parents=[target], help="stop a cluster started by `sut up`")
     down.add_argument(
@@ -482,7 +543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print("sut: error: a command is required (up, status, swap, rollback, down)", file=sys.stderr)
+        commands = "up, status, swap, rollback, rotate-join-token, down"
+        print(f"sut: error: a command is required ({commands})", file=sys.stderr)
         return 2
     try:
         return args.func(args)

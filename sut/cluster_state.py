@@ -44,14 +44,14 @@ class ClusterRecord:
     data_dir: str
     started_at: float
     processes: list[ProcessRecord] = field(default_factory=list)
+    # the workers' join token lives in this file (mode 0600), never in the state file: rewriting it
+    # rotates the token (``sut rotate-join-token``)
+    join_token_file: str = ""
 
     @classmethod
     def from_dict(cls, raw: dict) -> ClusterRecord:
         procs = [ProcessRecord(**p) for p in raw.get("processes", [])]
         return cls(**{**raw, "processes": procs})
-
-    def worker_urls(self) -> list[str]:
-        return [p.url for p in self.processes if p.role == "worker"]
 
 
 class StateError(RuntimeError):

@@ -1,7 +1,9 @@
 """Command lines of the cluster's services, shared by ``sut up`` and the harness's local backend.
 
 Keeping the argv in one place means the CLI, the harness and the Dockerfiles cannot disagree
-about how a service is started.
+about how a service is started. No token ever goes on these command lines (``ps`` shows them to every
+user): the admin token travels in ``SUT_ADMIN_TOKEN`` (see :func:`service_env`), the join token in a
+file named by ``--join-token-file`` (or ``SUT_JOIN_TOKEN``).
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ def gateway_command(
     port: int,
     data_dir: Path,
     artifact_root: Path,
-    admin_token: str | None,
+    join_token_file: Path | None = None,
     host: str = "127.0.0.1",
     db: str | None = None,
     heartbeat_interval: float = 1.0,
     expiry_misses: int = 3,
     upstream_timeout: float = 5.0,
+    join_token_overlap: float | None = None,
+    failover_audit_limit: int | None = None,
     python: str = sys.executable,
 ) -> list[str]:
     argv = [
@@ -38,8 +42,12 @@ def gateway_command(
         "--expiry-misses", str(expiry_misses),
         "--upstream-timeout", str(upstream_timeout),
     ]  # fmt: skip
-    if admin_token is not None:  # None: the gateway reads SUT_ADMIN_TOKEN (kept out of `ps` output)
-        argv += ["--admin-token", admin_token]
+    if join_token_file is not None:  # else the gateway reads SUT_JOIN_TOKEN
+        argv += ["--join-token-file", str(join_token_file)]
+    if join_token_overlap is not None:
+        argv += ["--join-token-overlap", str(join_token_overlap)]
+    if failover_audit_limit is not None:
+        argv += ["--failover-audit-limit", str(failover_audit_limit)]
     if db:
         argv += ["--db", db]
     return argv
@@ -55,6 +63,8 @@ def worker_command(
     advertise_url: str | None = None,
     memory_budget: int = 0,
     grace_period: float = 10.0,
+    join_token_file: Path | None = None,
+    pool: str | None = None,
     python: str = sys.executable,
 ) -> list[str]:
     argv = [
@@ -68,6 +78,10 @@ def worker_command(
     ]  # fmt: skip
     if advertise_url:
         argv += ["--advertise-url", advertise_url]
+    if join_token_file is not None:  # else the worker reads SUT_JOIN_TOKEN
+        argv += ["--join-token-file", str(join_token_file)]
+    if pool is not None:
+        argv += ["--pool", pool]
     return argv
 
 
@@ -76,7 +90,6 @@ def trainer_command(
     port: int,
     gateway_url: str,
     artifact_root: Path,
-    admin_token: str | None,
     host: str = "127.0.0.1",
     data_dir: Path | None = None,
     interval: float = 2.0,
@@ -99,11 +112,19 @@ def trainer_command(
         "--ks-p", str(ks_p),
         "--holdout", str(holdout),
     ]  # fmt: skip
-    if admin_token is not None:  # None: the trainer reads SUT_ADMIN_TOKEN (kept out of `ps` output)
-        argv += ["--admin-token", admin_token]
     if data_dir is not None:
         argv += ["--data-dir", str(data_dir)]
     return argv
+
+
+def service_env(*, admin_token: str | None = None, join_token: str | None = None) -> dict[str, str]:
+    """The environment variables that carry tokens to a service (never its command line)."""
+    env = {}
+    if admin_token is not None:
+        env["SUT_ADMIN_TOKEN"] = admin_token
+    if join_token is not None:
+        env["SUT_JOIN_TOKEN"] = join_token
+    return env
 
 
 # --- running the services as detached processes (used by ``sut up``/``sut down`` and the tests) ---

@@ -145,3 +145,76 @@ def test_database_corruption_catches_a_gateway_that_dies_on_a_corrupt_database()
 
     real = _run_feature(DAMAGED_HEADER, None)
     assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_security_catches_a_gateway_that_registers_workers_without_the_join_token() -> None:
+    mutant = _run_feature("clients_traffic and admin", "open_registration")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    assert "✗ And the stranger's worker received no inference request" in mutant.stdout, mutant.stdout[-3000:]
+    assert "expected no client request to reach stranger-1" in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("clients_traffic and admin", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_security_catches_a_gateway_that_takes_any_token_for_the_join_token() -> None:
+    mutant = _run_feature("cannot_register_a_worker and wrong", "any_join_token")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    assert '✗ Then the gateway refuses it with 401 saying "wrong join token"' in mutant.stdout, mutant.stdout[
+        -3000:
+    ]
+    assert "the gateway answered 200" in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("cannot_register_a_worker and wrong", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_security_catches_a_gateway_that_lets_a_worker_deregister_another() -> None:
+    mutant = _run_feature("may_only_heartbeat", "deregister_others")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    refused = '✗ Then the gateway refuses it with 403 saying "a worker may only deregister itself"'
+    assert refused in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("may_only_heartbeat", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_provider_failover_catches_a_gateway_that_fails_over_on_client_errors() -> None:
+    mutant = _run_feature("bad_input", "failover_on_client_errors")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    assert '✗ Then every one of them is answered 400 by provider "primary"' in mutant.stdout, mutant.stdout[
+        -3000:
+    ]
+
+    real = _run_feature("bad_input", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_provider_failover_catches_a_gateway_without_a_hold_time() -> None:
+    mutant = _run_feature("flapping", "no_hold_time")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    flaps = "✗ Then while it flapped the lock of demo failed over at most once per hold period"
+    assert flaps in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("flapping", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_provider_failover_catches_two_providers_answering_at_once() -> None:
+    mutant = _run_feature("takes_over and 503", "two_providers_answer")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    named = "✗ And every answer during the load names the provider that held the lock of demo at that moment"
+    assert named in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("takes_over and 503", None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_provider_failover_catches_a_lock_lost_on_restart() -> None:
+    mutant = _run_feature("restarted", "lock_lost_on_restart")
+    assert mutant.returncode == 1, mutant.stdout[-3000:]
+    kept = '✗ Then provider "backup" still holds the lock of demo with its counters'
+    assert kept in mutant.stdout, mutant.stdout[-3000:]
+
+    real = _run_feature("restarted", None)
+    assert real.returncode == 0, real.stdout[-3000:]

@@ -25,7 +25,8 @@ from pathlib import Path
 
 DEFAULT_NAME = "servingbdd/base:bookworm-py311"
 DEFAULT_SUITE = "bookworm"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
+MIRROR_ENV = "SERVINGBDD_DEBIAN_MIRROR"
+APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 PACKAGES = ("python3", "python3-venv", "ca-certificates")
 # What `docker import` records as image config; mirrors python:3.11-slim where it matters.
 IMAGE_CHANGES = (
@@ -187,17 +188,76 @@ def build(name: str, *, force: bool, suite: str, mirror: str, workdir: Path | No
     )
 
 
+def machine_mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str:
+    """The Debian mirror this machine's apt uses (``/etc/apt/sources.list`` and ``sources.list.d``, one-line
+    and deb822 formats), unless ``SERVINGBDD_DEBIAN_MIRROR`` names another: the offline builds follow
+    whatever mirror or proxy the machine is configured with; no host is written in the code."""
+    chosen = os.environ.get(MIRROR_ENV, "").strip()
+    if chosen:
+        return chosen
+    files: list[Path] = []
+    for source in sources:
+        if source.is_dir():
+            files += sorted(f for f in source.iterdir() if f.suffix in (".list", ".sources"))
+        elif source.is_file():
+            files.append(source)
+    for path in files:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for uri in _deb_uris(text, deb822=path.suffix == ".sources"):
+            if not uri.rstrip("/").endswith("-security"):
+                return uri
+    raise BuildError(
+        f"no Debian mirror found in the apt configuration ({', '.join(map(str, sources))}); "
+        f"set {MIRROR_ENV}=<mirror URL>"
+    )
+
+
+def _deb_uris(text: str, *, deb822: bool) -> list[str]:
+    """The URIs of binary package sources in one apt sources file."""
+    uris = []
+    if deb822:
+        for stanza in text.split("\n\n"):
+            fields = {}
+            for line in stanza.splitlines():
+                if line and not line.startswith("#") and ":" in line:
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.strip()
+            if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
+                uris += fields.get("uris", "").split()
+        return uris
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words[:1] != ["deb"]:
+            continue
+        rest = words[1:]
+        if rest and rest[0].startswith("["):  # "deb [arch=amd64 signed-by=...] URI suite components"
+            while rest and not rest[0].endswith("]"):
+                rest = rest[1:]
+            rest = rest[1:]
+        if rest:
+            uris.append(rest[0])
+    return uris
+
+
 def run_cli(argv: list[str] | None, *, tool: str, description: str, default_name: str, build_fn) -> int:
     """The command line both image tools share: --name --force --suite --mirror --workdir; one-line errors."""
     parser = argparse.ArgumentParser(prog=tool, description=description)
     parser.add_argument("--name", default=default_name, help=f"image name (default {default_name})")
     parser.add_argument("--force", action="store_true", help="rebuild even if the image exists")
     parser.add_argument("--suite", default=DEFAULT_SUITE, help=f"Debian suite (default {DEFAULT_SUITE})")
-    parser.add_argument("--mirror", default=DEFAULT_MIRROR, help=f"Debian mirror (default {DEFAULT_MIRROR})")
+    parser.add_argument(
+        "--mirror",
+        default=None,
+        help=f"Debian mirror (default: ${MIRROR_ENV}, else the machine's apt sources)",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="where to unpack the root filesystem")
     args = parser.parse_args(argv)
     try:
-        build_fn(args.name, force=args.force, suite=args.suite, mirror=args.mirror, workdir=args.workdir)
+        mirror = args.mirror or machine_mirror()
+        build_fn(args.name, force=args.force, suite=args.suite, mirror=mirror, workdir=args.workdir)
     except BuildError as exc:
         print(f"{tool}: error: {exc}", file=sys.stderr)
         return 1

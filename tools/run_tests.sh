@@ -12,10 +12,14 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 step() { printf '\n=== %s === (%s)\n' "$*" "$(date +%H:%M:%S)"; }
 
 step "system packages"
-# PostgreSQL (catalog scenarios and tests) and debootstrap (offline base image), from Debian.
+# PostgreSQL (catalog scenarios and tests), debootstrap (offline base image), chromium and wrk, from Debian.
 missing=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+# headless Chromium: the run-report test looks at the HTML report in a real browser
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# wrk: benchmarks/load_capacity.py and load_vs_wrk.py compare the harness's load with it
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

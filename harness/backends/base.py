@@ -213,6 +213,11 @@ class Backend(abc.ABC):
         """None while running."""
 
     @abc.abstractmethod
+    def command_lines(self, name: str) -> list[str]:
+        """The command lines of the service's processes, as ``ps`` shows them to any user of the machine
+        (local: /proc/<pid>/cmdline of its process group; docker: ``docker top``)."""
+
+    @abc.abstractmethod
     def memory_usage(self, name: str) -> int | None:
         """Resident memory of the service measured from outside it (bytes; None when not running):
         /proc of its process group on local, the container's cgroup on docker."""

@@ -280,6 +280,13 @@ class DockerBackend(Backend):
         cache = int(detail.get("total_inactive_file", detail.get("inactive_file", detail.get("cache", 0))))
         return max(usage - cache, 0)
 
+    def command_lines(self, name: str) -> list[str]:
+        """``docker top``: the command line of every process in the container, as ``ps`` shows it."""
+        container = self._running(name, "read the command lines of")
+        top = container.top()
+        column = top["Titles"].index("CMD") if "CMD" in top["Titles"] else -1
+        return [str(row[column]) for row in top.get("Processes") or []]
+
     def docker_container(self, name: str) -> Any:
         """The docker SDK container of a service (for faults: ``update(mem_limit=...)``, exec, ...)."""
         container = self._current(name)

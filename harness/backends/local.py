@@ -18,7 +18,7 @@ from typing import Any
 from harness.backends.base import Backend, BackendError, Placement, ServiceInfo, ServiceSpec
 from harness.faults.links import FaultLinks
 from harness.faults.service_memory import ServiceMemoryLimits
-from harness.processes import ManagedProcess, free_port, group_rss, spawn
+from harness.processes import ManagedProcess, free_port, group_command_lines, group_rss, spawn
 from harness.waiting import ServiceExited, WaitTimeout, Watch, http_ok, until
 
 HOST = "127.0.0.1"
@@ -181,6 +181,10 @@ class LocalBackend(Backend):
     def memory_usage(self, name: str) -> int | None:
         record = self._record(name)
         return group_rss(record.proc.pid) if record.running else None  # type: ignore[union-attr]
+
+    def command_lines(self, name: str) -> list[str]:
+        pgid = self._running(name, "read the command line of").pid
+        return group_command_lines(pgid)
 
     def process_group_alive(self, name: str) -> bool:
         """Whether any process of the service's last process group still exists."""

@@ -6,7 +6,10 @@ and then asks the catalog.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.drivers.v2 import Answer, V2Client
 
@@ -67,6 +70,57 @@ class GatewayClient(V2Client):
     def audit(self) -> list[dict]:
         return self._admin_data("/admin/audit", list, key="audit")
 
+    # -- the worker registry, called as a worker (or a stranger) would; never recorded as traffic -------
+    def register_worker(
+        self, url: str, name: str, *, token: str | None, models: list[dict[str, str]] | None = None
+    ) -> Answer:
+        """``POST /internal/workers/register`` presenting ``token`` as the join token (None: none)."""
+        body = {"url": url, "name": name, "models": models or []}
+        return self.call("POST", "/internal/workers/register", json=body, headers=_bearer(token))
+
+    def heartbeat_worker(self, worker_id: str, *, token: str | None, worker_token: str | None) -> Answer:
+        """A heartbeat for ``worker_id`` with the given join token and worker token (None: not sent)."""
+        headers = {**_bearer(token), **_worker_token(worker_token)}
+        return self.call(
+            "POST", f"/internal/workers/{worker_id}/heartbeat", json={"models": []}, headers=headers
+        )
+
+    def deregister_worker(self, worker_id: str, *, token: str | None, worker_token: str | None) -> Answer:
+        headers = {**_bearer(token), **_worker_token(worker_token)}
+        return self.call("DELETE", f"/internal/workers/{worker_id}", headers=headers)
+
+    # -- the provider lock ----------------------------------------------------------------------------
+    def configure_providers(self, model: str, config: dict[str, Any]) -> Answer:
+        """``PUT /admin/models/{m}/providers`` (providers in priority order, failover policy)."""
+        return self.admin_call("PUT", f"/admin/models/{model}/providers", json=config)
+
+    def providers(self, model: str) -> dict:
+        """The lock holder, each provider's counters and last probes."""
+        return self._admin_data(f"/admin/models/{model}/providers", dict)
+
+    def failover_audit(self, model: str | None = None) -> dict:
+        """``{"entries": [...], "dropped", "limit"}``: the provider lock's audit trail, oldest first."""
+        query = f"?model={model}" if model else ""
+        return self._admin_data(f"/admin/failover/audit{query}", dict)
+
+    def admin_as(self, path: str, *, token: str | None) -> Answer:
+        """``GET`` an admin path presenting ``token`` (None: no credential) instead of the admin token."""
+        return self.call("GET", path, headers=_bearer(token))
+
+    def auth_refusals(self) -> Counter[tuple[str, str]]:
+        """``sut_auth_refused_total`` by (api, reason): the refusals the gateway counted."""
+        answer = self.call("GET", "/metrics")
+        if not answer.ok or not isinstance(answer.body, str):
+            raise AdminError("GET /metrics", answer)
+        counts: Counter[tuple[str, str]] = Counter()
+        for family in text_string_to_metric_families(answer.body):
+            for sample in family.samples:
+                if sample.name == "sut_auth_refused_total":
+                    counts[(str(sample.labels.get("api")), str(sample.labels.get("reason")))] += int(
+                        sample.value
+                    )
+        return counts
+
     def admin_call(
         self,
         method: str,
@@ -90,3 +144,11 @@ class GatewayClient(V2Client):
         if not answer.ok or not isinstance(body, kind):
             raise AdminError(f"GET {path}", answer)
         return body
+
+
+def _bearer(token: str | None) -> dict[str, str]:
+    return {} if token is None else {"Authorization": f"Bearer {token}"}
+
+
+def _worker_token(token: str | None) -> dict[str, str]:
+    return {} if token is None else {"X-Worker-Token": token}

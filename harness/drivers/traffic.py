@@ -32,11 +32,9 @@ class TrafficReport:
     first_sent_at: float | None = None
     requests: int = 0
     rows: int = 0
-    labelled_rows: int = 0
     first_answer_at: dict[str, float] = field(default_factory=dict)  # version -> wall clock
     last_answer_at: dict[str, float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
-    last_sent_at: float | None = None
 
 
 class TrafficDriver:
@@ -132,7 +130,6 @@ class TrafficDriver:
         )
         with self._lock:
             self.report.requests += 1
-            self.report.last_sent_at = started
             if status != 200 or version is None:
                 self.report.failures.append(f"{request_id}: {status} {error or answer!r}")
                 return
@@ -148,8 +145,6 @@ class TrafficDriver:
         with self._lock:
             if status != 200 or not isinstance(reply, dict) or reply.get("accepted") != 1:
                 self.report.failures.append(f"labels of {request_id}: {status} {error or reply!r}")
-            else:
-                self.report.labelled_rows += len(values)
 
     @staticmethod
     def _labels(rows: np.ndarray, answer: dict[str, Any], rule: str) -> list[float] | None:

@@ -29,6 +29,7 @@ class Answer:
     latency_s: float
     error: str | None = None  # the error body's "error" field, or the exception text
     request: dict[str, Any] | None = None  # the JSON body that was sent (to judge outputs against it)
+    provider: str | None = None  # the provider the server says produced the answer (header X-Provider)
 
     @property
     def ok(self) -> bool:
@@ -163,7 +164,7 @@ class V2Client:
         error = None
         if resp.status_code >= 400:
             error = str(body["error"]) if isinstance(body, dict) and "error" in body else str(body)
-        return Answer(resp.status_code, body, latency, error)
+        return Answer(resp.status_code, body, latency, error, provider=resp.headers.get("x-provider"))
 
     def _observed(
         self, method: str, path: str, json: Any, request_id: str | None, timeout: float | None, **kwargs: Any
@@ -182,6 +183,7 @@ class V2Client:
                 target=f"{method} {path}",
                 outputs={str(o.get("name")): o.get("data") for o in answer.outputs} if answer.ok else None,
                 inputs=request_inputs(json) if isinstance(json, dict) else None,
+                provider=answer.provider,
             )
         )
         return answer

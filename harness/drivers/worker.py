@@ -40,6 +40,35 @@ class WorkerProbe:
             return total
         return sum(int(m.get("in_flight", 0)) for m in status.get("models", []))
 
+    def shed(self, status: int | None, *, join_token: str) -> int:
+        """Make the worker refuse every inference with ``status`` (429, 503; None: stop); the HTTP status."""
+        trace.touch("http", f"POST {self.name} /worker/shed {status}")
+        resp = httpx.post(
+            f"{self.base_url}/worker/shed",
+            json={"status": status},
+            headers={"Authorization": f"Bearer {join_token}"},
+            timeout=self.timeout,
+            trust_env=False,
+        )
+        return resp.status_code
+
+    def requests_total(self) -> int | None:
+        """Every inference request the worker answered since it started, any model, any status (None: no
+        answer): what reached it at all."""
+        trace.touch("http", f"GET {self.name} /metrics")
+        try:
+            resp = httpx.get(f"{self.base_url}/metrics", timeout=self.timeout, trust_env=False)
+        except httpx.HTTPError:
+            return None
+        if resp.status_code != 200:
+            return None
+        return sum(
+            int(sample.value)
+            for family in text_string_to_metric_families(resp.text)
+            for sample in family.samples
+            if sample.name == "sut_requests_total"
+        )
+
     def served(self, model: str, status: str = "200") -> int | None:
         """Requests for ``model`` the worker answered with ``status`` since it started (None: no answer)."""
         trace.touch("http", f"GET {self.name} /metrics")

@@ -13,17 +13,14 @@ no cgroup); the empty cgroups of a run that was SIGKILLed are swept by a later r
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import os
 import signal
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
+from harness import cleanup
 from harness.faults.memory import MemoryLimit, limit_process
 
 CGROUP_PREFIX = "servingbdd-"  # as harness.faults.memory names them
@@ -115,7 +112,6 @@ def sweep_stale_cgroups(
 def _track(limits: ServiceMemoryLimits) -> None:
     with _lock:
         _instances[id(limits)] = limits
-    _hook_sigterm()
 
 
 def _untrack(limits: ServiceMemoryLimits) -> None:
@@ -130,31 +126,4 @@ def _remove_everything() -> None:
         limits.remove_all()
 
 
-_previous_sigterm: Any = None
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """Lift every limit, then do what was going to happen (by default: die of SIGTERM, skipping atexit)."""
-    _remove_everything()
-    previous = _previous_sigterm
-    if callable(previous):
-        previous(signum, frame)
-    else:
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
-
-def _hook_sigterm() -> None:
-    """Once, from the main thread: a terminated run must not leave its cgroups behind."""
-    global _previous_sigterm
-    if threading.current_thread() is not threading.main_thread():
-        return
-    current = signal.getsignal(signal.SIGTERM)
-    if current is _on_sigterm or current == signal.SIG_IGN or current is None:
-        return
-    _previous_sigterm = current
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGTERM, _on_sigterm)
-
-
-atexit.register(_remove_everything)
+cleanup.register(_remove_everything)

@@ -2,10 +2,13 @@
 
 Never import this module (or ``locust``) in the test process: importing locust monkey-patches the
 interpreter with gevent, which breaks pytest and asyncio. The runner runs ``python -m locust -f
-<this file>`` and passes the settings through ``SBDD_LOAD_*`` environment variables (not ``LOCUST_*``,
-which Locust itself reads as options).
+<this file>`` and passes the settings through ``SERVINGBDD_LOAD_*`` environment variables (not ``LOCUST_*``,
+which Locust itself reads as options). It knows no model: what to call comes from the JSON file named
+by ``SERVINGBDD_LOAD_ENDPOINTS`` (``[{name, weight, method, path, body|null}]``, see
+:mod:`harness.load.endpoints`), and the user count over time from ``SERVINGBDD_LOAD_SCHEDULE`` when set (a
+``LoadTestShape``; without it, Locust's ``--users``/``--run-time`` apply).
 
-Each request becomes one JSON line in ``$SBDD_LOAD_SAMPLES_DIR/samples-<pid>.jsonl`` (one file per
+Each request becomes one JSON line in ``$SERVINGBDD_LOAD_SAMPLES_DIR/samples-<pid>.jsonl`` (one file per
 process, so ``--processes`` needs no locking)::
 
     {"t": wall-clock start, "lat": seconds (perf_counter), "status": 200 | 0 on no answer,
@@ -18,48 +21,40 @@ runs, and no sample is lost however Locust exits.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 import gevent
-from locust import FastHttpUser, constant, events
+from locust import FastHttpUser, LoadTestShape, constant, constant_throughput, events
 
-TASK_NAMES = ("infer", "metadata", "ready", "live")
 _ERROR_TEXT_LIMIT = 300
 
 
 def _env(name: str, default: str | None = None) -> str:
-    value = os.environ.get(f"SBDD_LOAD_{name}", default)
+    value = os.environ.get(f"SERVINGBDD_LOAD_{name}", default)
     if value is None:
-        raise RuntimeError(f"SBDD_LOAD_{name} is not set: this locustfile is started by harness.load.runner")
+        raise RuntimeError(
+            f"SERVINGBDD_LOAD_{name} is not set: this locustfile is started by harness.load.runner"
+        )
     return value
 
 
 SAMPLES_DIR = _env("SAMPLES_DIR")
-MODEL = _env("MODEL", "demo")
-VERSION = _env("VERSION", "") or None
-ROWS = int(_env("ROWS", "1"))
+ENDPOINTS: list[dict[str, Any]] = json.loads(Path(_env("ENDPOINTS")).read_text(encoding="utf-8"))
+SCHEDULE: dict[str, Any] | None = json.loads(_env("SCHEDULE", "null"))
 THINK_S = float(_env("THINK_S", "0"))
+USER_RATE = float(_env("USER_RATE", "0"))  # requests per second per user; 0 = think_s between requests
 TIMEOUT_S = float(_env("TIMEOUT_S", "10"))
 RUN_ID = _env("RUN_ID", "load")
 PARENT_PID = int(_env("PARENT_PID", "0"))
-TASK_MIX: dict[str, int] = json.loads(_env("TASK_MIX", '{"infer": 1}'))
-
-_unknown = sorted(set(TASK_MIX) - set(TASK_NAMES))
-if _unknown:
-    raise ValueError(f"unknown load task(s) {_unknown}; known: {list(TASK_NAMES)}")
-
-MODEL_PATH = f"/v2/models/{MODEL}" + (f"/versions/{VERSION}" if VERSION else "")
-# A fixed, valid request body made by the harness from the model's input spec; only the id changes.
-_INPUTS = json.dumps(json.loads(_env("BODY"))["inputs"])
-_BODY_HEAD = '{"id": '
-_BODY_TAIL = f', "inputs": {_INPUTS}}}'
-HEADERS: dict[str, str] = json.loads(_env("HEADERS", "{}"))
+HEADERS: dict[str, str] = json.loads(_env("HEADERS", "{}"))  # an external target's credentials
 
 
 class SampleWriter:
@@ -87,29 +82,30 @@ def _request_id() -> str:
     return f"{RUN_ID}-{os.getpid()}-{next(_ids)}"
 
 
-def _answer_fields(body: str) -> tuple[str | None, dict[str, list] | None]:
-    """The version an answer names and its outputs (name -> flat data), to judge what was computed."""
+def _answer_fields(body: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The version an inference answer names and its outputs (name -> data), to judge what was computed."""
+    if '"model_version"' not in body:  # cheap test first: most answers (health, metadata) have none
+        return None, None
     try:
         answer = json.loads(body)
         value = answer.get("model_version")
         outputs = {str(o.get("name")): o.get("data") for o in answer.get("outputs") or []}
     except (ValueError, AttributeError):
         return None, None
-    return (None if value is None else str(value)), outputs
+    return (None if value is None else str(value)), (outputs or None)
 
 
 class BaseModelUser(FastHttpUser):
-    """Sends requests with the profile's think time between them (0: back to back, like wrk), and
-    records each one."""
+    """Sends requests paced by the profile (think time, or a per-user rate), and records each one."""
 
     abstract = True
-    wait_time = constant(THINK_S)
+    wait_time = constant_throughput(USER_RATE) if USER_RATE > 0 else constant(THINK_S)
     network_timeout = TIMEOUT_S
     connection_timeout = TIMEOUT_S
 
     def send(self, method: str, path: str, body: str | None, request_id: str | None) -> None:
         target = f"{method} {path}"
-        headers = {**HEADERS, "Content-Type": "application/json"} if body is not None else dict(HEADERS)
+        headers = {**HEADERS, "Content-Type": "application/json"} if body is not None else HEADERS
         started = time.time()
         t0 = time.perf_counter()
         with self.client.request(
@@ -127,7 +123,7 @@ class BaseModelUser(FastHttpUser):
                 response.success()
             else:
                 response.failure(error)
-        version, outputs = _answer_fields(text) if status == 200 and method == "POST" else (None, None)
+        version, outputs = _answer_fields(text) if 200 <= status < 300 else (None, None)
         _writer.write(
             {
                 "t": started,
@@ -135,6 +131,7 @@ class BaseModelUser(FastHttpUser):
                 "status": status,
                 "ver": version,
                 "out": outputs,
+                "prov": response.headers.get("x-provider") if status else None,
                 "err": error,
                 "id": request_id,
                 "target": target,
@@ -142,37 +139,48 @@ class BaseModelUser(FastHttpUser):
         )
 
 
-# Task functions take the user; the mix is given to the class body because Locust's metaclass turns a
-# ``tasks`` dict into its weighted list when the class is created (assigning it later has no effect).
-def infer(user: BaseModelUser) -> None:
-    request_id = _request_id()
-    user.send("POST", f"{MODEL_PATH}/infer", _BODY_HEAD + json.dumps(request_id) + _BODY_TAIL, request_id)
+def _task(endpoint: dict[str, Any]) -> Callable[[BaseModelUser], None]:
+    """A task calling one endpoint; a JSON-object body gets a fresh request id (V2 ``"id"``) each time."""
+    method, path, body = endpoint["method"], endpoint["path"], endpoint.get("body")
+    if isinstance(body, dict):
+        rest = json.dumps({k: v for k, v in body.items() if k != "id"}, separators=(",", ":"))
+        tail = ("," + rest[1:]) if rest != "{}" else "}"
+
+        def with_id(user: BaseModelUser) -> None:
+            request_id = _request_id()
+            user.send(method, path, '{"id":' + json.dumps(request_id) + tail, request_id)
+
+        return with_id
+    text = None if body is None else json.dumps(body)
+
+    def plain(user: BaseModelUser) -> None:
+        user.send(method, path, text, None)
+
+    return plain
 
 
-def metadata(user: BaseModelUser) -> None:
-    user.send("GET", MODEL_PATH, None, None)
-
-
-def ready(user: BaseModelUser) -> None:
-    user.send("GET", "/v2/health/ready", None, None)
-
-
-def live(user: BaseModelUser) -> None:
-    user.send("GET", "/v2/health/live", None, None)
-
-
-_TASKS: dict[str, Callable[[BaseModelUser], None]] = {
-    "infer": infer,
-    "metadata": metadata,
-    "ready": ready,
-    "live": live,
-}
-
-
+# The weights are given to the class body because Locust's metaclass turns a ``tasks`` dict into its
+# weighted list when the class is created (assigning it later has no effect).
 class ModelUser(BaseModelUser):
-    """The user Locust runs, with the task mix from ``SBDD_LOAD_TASK_MIX``."""
+    """The user Locust runs: the endpoints of ``$SERVINGBDD_LOAD_ENDPOINTS`` at their weights."""
 
-    tasks = {_TASKS[name]: int(weight) for name, weight in TASK_MIX.items() if int(weight) > 0}
+    tasks = {_task(e): int(e["weight"]) for e in ENDPOINTS if int(e["weight"]) > 0}
+
+
+if SCHEDULE is not None:
+
+    class ProfileShape(LoadTestShape):
+        """The profile's user-count schedule (:mod:`harness.load.schedule`), looked up at each tick."""
+
+        _at = [float(step[0]) for step in SCHEDULE["steps"]]
+
+        def tick(self) -> tuple[int, float] | None:
+            assert SCHEDULE is not None
+            t = self.get_run_time()
+            if t >= float(SCHEDULE["end_s"]):
+                return None
+            _, users, rate = SCHEDULE["steps"][max(0, bisect.bisect_right(self._at, t) - 1)]
+            return int(users), float(rate)
 
 
 def _watch_parent() -> None:

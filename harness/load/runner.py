@@ -6,20 +6,24 @@ pytest and asyncio in the test process. ``LoadRun.start`` spawns ``python -m loc
 file per Locust process, which :meth:`LoadRun.samples` turns into :class:`Observation` records
 (``source="load"``) while the load runs and after it stopped.
 
+With ``LoadProfile.load_workers = N`` the process is a Locust master (bound to 127.0.0.1) and N
+``locust --worker`` processes connect to it; each worker writes its own samples file in the same
+directory, so the samples come back exactly as from one process.
+
 No Locust process outlives the test: :meth:`LoadRun.stop` stops gracefully (SIGTERM: users finish the
-request in flight within ``--stop-timeout``), then kills the process group; an ``atexit`` hook and a
+request in flight within ``--stop-timeout``), then kills the process group; :mod:`harness.cleanup` and a
 SIGTERM hook do the same for runs nobody stopped, and the locustfile quits by itself when the process
 that started it is gone.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,10 +32,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from urllib.parse import urlsplit
 
-from harness import trace
+from harness import cleanup, trace
+from harness.load.endpoints import Endpoint, check_endpoints, v2_endpoints, write_endpoints
+from harness.load.schedule import Schedule
 from harness.observations import Observation
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -46,7 +51,7 @@ class LoadError(RuntimeError):
 
 @dataclass
 class LoadProfile:
-    users: int
+    users: int  # with a ``schedule``: its peak (informational)
     spawn_rate: float | None = None  # users started per second; None = all users at once
     duration_s: float | None = None  # None = run until stop(); Locust takes whole seconds (rounded up)
     model: str = "demo"
@@ -56,8 +61,15 @@ class LoadProfile:
     processes: int = 1  # > 1 uses locust --processes (forked worker processes)
     timeout_s: float = 10.0  # client-side per-request timeout (connect and read)
     think_s: float = 0.0  # each user's pause between requests; 0 = back to back (a saturation test)
-    body: dict | None = None  # the infer request body (the model's inputs); its id is replaced per request
+    # What to call; None = the V2 calls of ``task_mix`` on ``model``/``version`` with ``body`` (the
+    # model's own request, from its target's ModelSpec). Given, model/version/rows/task_mix are not used.
+    endpoints: tuple[Endpoint, ...] | None = None
+    body: dict | None = None  # the infer request (the model's inputs); its id is replaced per request
     headers: dict[str, str] = field(default_factory=dict)  # sent with every request (an external target's)
+    schedule: Schedule | None = None  # user count over time; given, users/spawn_rate/duration_s are not used
+    user_rate: float | None = None  # requests per second per user (paced); None = think_s between requests
+    load_workers: int = 0  # > 0: Locust master + this many worker processes (master/worker mode)
+    name: str = ""  # the profile's name, for reports
 
     def __post_init__(self) -> None:
         problems = []
@@ -71,29 +83,59 @@ class LoadProfile:
             problems.append(f"rows must be >= 1 (got {self.rows})")
         if self.processes < 1:
             problems.append(f"processes must be >= 1 (got {self.processes})")
+        if self.load_workers < 0:
+            problems.append(f"load_workers must be >= 0 (got {self.load_workers})")
+        if self.load_workers and self.processes > 1:
+            problems.append("use processes (forked) or load_workers (master/worker), not both")
         if self.timeout_s <= 0:
             problems.append(f"timeout_s must be > 0 (got {self.timeout_s})")
         if self.think_s < 0:
             problems.append(f"think_s must be >= 0 (got {self.think_s})")
+        if self.user_rate is not None and self.user_rate <= 0:
+            problems.append(f"user_rate must be > 0 (got {self.user_rate})")
         unknown = sorted(set(self.task_mix) - set(TASK_NAMES))
         if unknown:
             problems.append(f"unknown task(s) {unknown} in task_mix; known: {list(TASK_NAMES)}")
         if any(w < 0 for w in self.task_mix.values()) or sum(self.task_mix.values()) <= 0:
             problems.append(f"task_mix weights must be >= 0 with a positive total (got {self.task_mix})")
+        if self.endpoints is not None:
+            try:
+                self.endpoints = check_endpoints(self.endpoints)
+            except ValueError as exc:
+                problems.append(str(exc))
         if problems:
             raise ValueError("invalid load profile: " + "; ".join(problems))
 
+    def calls(self) -> tuple[Endpoint, ...]:
+        """The endpoints the locustfile is given."""
+        if self.endpoints is not None:
+            return self.endpoints
+        return v2_endpoints(self.model, self.version, self.task_mix, self.infer_body())
 
-def check_host(host: str) -> str:
-    """An http(s) base URL with a host and no path (whatever deployment the user points the load at;
-    the project's own tests only ever give it 127.0.0.1)."""
+    def infer_body(self) -> dict:
+        """The infer request: ``body``, else a ``[rows, 4]`` FP32 batch named ``input`` (the reference
+        cluster's models), for callers that give no body of their model."""
+        if self.body is not None:
+            return self.body
+        data = [round(0.1 * (i % 40) - 2.0, 3) for i in range(self.rows * 4)]
+        return {"inputs": [{"name": "input", "shape": [self.rows, 4], "datatype": "FP32", "data": data}]}
+
+
+def check_host(host: str, *, loopback_only: bool = False) -> str:
+    """A base URL for load: http(s)://host[:port][/prefix]; ``loopback_only`` for our own benchmarks.
+
+    The project's own tests and benchmarks target 127.0.0.1 only (see docs/architecture.md, network
+    rule); a user may point the harness at a deployment of their own.
+    """
     parts = urlsplit(host)
     try:
-        parts.port  # noqa: B018  (raises on a malformed port)
+        port = parts.port
     except ValueError:
-        raise ValueError(f"load target {host!r} has a malformed port") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-        raise ValueError(f"load needs an http(s) base URL with a host and no path (got {host!r})")
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.query:
+        raise ValueError(f"load needs an http(s)://host[:port] base URL (got {host!r})")
+    if loopback_only and (parts.scheme != "http" or parts.hostname != "127.0.0.1" or not port):
+        raise ValueError(f"load may only target http://127.0.0.1:<port> here (got {host!r})")
     return host.rstrip("/")
 
 
@@ -102,7 +144,7 @@ class _SampleReader:
 
     def __init__(self, directory: Path, inputs: dict[str, list] | None = None) -> None:
         self._directory = directory
-        self._inputs = inputs  # every request of the load carries the same inputs
+        self._inputs = inputs  # what every infer request of the load carries
         self._offsets: dict[Path, int] = {}
         self._items: list[Observation] = []
         self._lock = threading.Lock()
@@ -130,6 +172,14 @@ class _SampleReader:
             self._offsets[path] = offset + complete
 
 
+def _tail(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return f"(no log {path.name})"
+    return "\n".join(lines[-_LOG_TAIL_LINES:])
+
+
 def _observation(record: dict, inputs: dict[str, list] | None = None) -> Observation:
     return Observation(
         started=float(record["t"]),
@@ -141,7 +191,8 @@ def _observation(record: dict, inputs: dict[str, list] | None = None) -> Observa
         request_id=record.get("id"),
         target=record.get("target", ""),
         outputs=record.get("out"),
-        inputs=inputs,
+        provider=record.get("prov"),
+        inputs=inputs if "/infer" in record.get("target", "") else None,
     )
 
 
@@ -149,32 +200,40 @@ class LoadRun:
     """A running (or finished) Locust process and the samples it wrote."""
 
     def __init__(
-        self, process: subprocess.Popen, profile: LoadProfile, host: str, rundir: Path, command: list[str]
+        self,
+        process: subprocess.Popen,
+        profile: LoadProfile,
+        host: str,
+        rundir: Path,
+        command: list[str],
+        workers: list[subprocess.Popen] | None = None,
     ) -> None:
-        self.process = process
+        self.process = process  # the Locust master (or the only process)
+        self.workers = workers or []  # master/worker mode: the worker processes (each its own group)
         self.profile = profile
         self.host = host
         self.rundir = rundir
         self.command = command
         self.log_path = rundir / "locust.log"
-        body = profile.body or _demo_body(profile.rows)
-        self._reader = _SampleReader(
-            rundir / "samples", {str(t["name"]): list(t["data"]) for t in body.get("inputs", [])}
-        )
+        self.started_at = time.time()
+        inputs = {str(t["name"]): list(t["data"]) for t in profile.infer_body().get("inputs", [])}
+        self._reader = _SampleReader(rundir / "samples", inputs if profile.endpoints is None else None)
         self._stopped = False
         self._stop_lock = threading.Lock()
 
     @classmethod
     def start(cls, host: str, profile: LoadProfile, workdir: Path) -> LoadRun:
-        """Spawn Locust against ``host`` (http://127.0.0.1:PORT) and return at once."""
+        """Spawn Locust against ``host`` (an http(s) base URL) and return at once."""
         host = check_host(host)
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         rundir = Path(tempfile.mkdtemp(prefix="load-", dir=workdir))
         (rundir / "samples").mkdir()
-        command = _locust_command(host, profile)
+        endpoints = write_endpoints(profile.calls(), rundir / "endpoints.json")
+        master_port = _free_port() if profile.load_workers else None
+        command = _locust_command(host, profile, master_port)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}  # no stray Locust options
-        env.update(_locust_env(profile, rundir / "samples"))
+        env.update(_locust_env(profile, rundir / "samples", endpoints))
         trace.touch("load", f"start {profile.users} users against {host}")
         with (rundir / "locust.log").open("wb") as log:
             process = subprocess.Popen(
@@ -186,7 +245,23 @@ class LoadRun:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: stop() can kill the forked workers too
             )
-        run = cls(process, profile, host, rundir, command)
+        workers = []
+        for index in range(profile.load_workers):
+            assert master_port is not None
+            with (rundir / f"locust-worker-{index}.log").open("wb") as log:
+                workers.append(
+                    subprocess.Popen(
+                        _worker_command(master_port),
+                        cwd=rundir,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,  # a group of its own (a group of another session
+                        # cannot be joined); stop() and kill() end each group
+                    )
+                )
+        run = cls(process, profile, host, rundir, command, workers)
         _register(run)
         return run
 
@@ -201,11 +276,11 @@ class LoadRun:
 
     @property
     def log_tail(self) -> str:
-        try:
-            lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            return "(no locust log)"
-        return "\n".join(lines[-_LOG_TAIL_LINES:])
+        """The last lines of Locust's log (and of each load worker's, in master/worker mode)."""
+        tails = [_tail(self.log_path)]
+        for index in range(len(self.workers)):
+            tails.append(f"--- load worker {index} ---\n" + _tail(self.rundir / f"locust-worker-{index}.log"))
+        return "\n".join(tails)
 
     def samples(self) -> list[Observation]:
         """Every sample written so far, ordered by start time."""
@@ -254,15 +329,29 @@ class LoadRun:
                 except subprocess.TimeoutExpired:
                     _killpg(self.process.pid)
                     self.process.wait(5)
-            _killpg(self.process.pid)  # forked --processes workers that outlived the master, if any
+            for worker in self.workers:  # the master told them to quit: let them finish their requests
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.wait(10)
+            self._kill_groups()  # forked --processes workers or load workers that outlived the master
+            self._reap_workers()
             self._stopped = True
             _unregister(self)
 
+    def _kill_groups(self) -> None:
+        for pid in (self.process.pid, *(w.pid for w in self.workers)):
+            _killpg(pid)
+
+    def _reap_workers(self) -> None:
+        for worker in self.workers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(5)
+
     def kill(self) -> None:
         """Immediate SIGKILL of the whole process group (used by the exit hooks)."""
-        _killpg(self.process.pid)
+        self._kill_groups()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(5)
+        self._reap_workers()
         self._stopped = True
         _unregister(self)
 
@@ -273,48 +362,58 @@ class LoadRun:
         self.stop()
 
 
-def _locust_command(host: str, profile: LoadProfile) -> list[str]:
-    spawn_rate = profile.spawn_rate if profile.spawn_rate is not None else profile.users
+def _locust_command(host: str, profile: LoadProfile, master_port: int | None = None) -> list[str]:
     command = [
         sys.executable, "-m", "locust",
         "-f", str(LOCUSTFILE),
         "--headless",
         "--host", host,
-        "--users", str(profile.users),
-        "--spawn-rate", f"{spawn_rate:g}",
         "--stop-timeout", f"{math.ceil(profile.timeout_s) + 1}",  # let every request in flight finish
         "--exit-code-on-error", "0",  # failed requests are data (in the samples), not a Locust failure
         "--only-summary",
         "--loglevel", "INFO",
     ]  # fmt: skip
-    if profile.duration_s is not None:
-        command += ["--run-time", f"{math.ceil(profile.duration_s)}s"]
+    if profile.schedule is None:  # with a schedule the locustfile's LoadTestShape sets users and the end
+        spawn_rate = profile.spawn_rate if profile.spawn_rate is not None else profile.users
+        command += ["--users", str(profile.users), "--spawn-rate", f"{spawn_rate:g}"]
+        if profile.duration_s is not None:
+            command += ["--run-time", f"{math.ceil(profile.duration_s)}s"]
     if profile.processes > 1:
         command += ["--processes", str(profile.processes)]
+    if master_port is not None:
+        command += [
+            "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
+            "--expect-workers", str(profile.load_workers), "--expect-workers-max-wait", "60",
+        ]  # fmt: skip
     return command
 
 
-def _locust_env(profile: LoadProfile, samples_dir: Path) -> dict[str, str]:
+def _worker_command(master_port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+        "--master-host", "127.0.0.1", "--master-port", str(master_port), "--loglevel", "INFO",
+    ]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _locust_env(profile: LoadProfile, samples_dir: Path, endpoints: Path) -> dict[str, str]:
     return {
-        "SBDD_LOAD_SAMPLES_DIR": str(samples_dir),
-        "SBDD_LOAD_MODEL": profile.model,
-        "SBDD_LOAD_VERSION": profile.version or "",
-        "SBDD_LOAD_ROWS": str(profile.rows),
-        "SBDD_LOAD_TIMEOUT_S": repr(float(profile.timeout_s)),
-        "SBDD_LOAD_THINK_S": repr(float(profile.think_s)),
-        "SBDD_LOAD_TASK_MIX": json.dumps(profile.task_mix),
-        "SBDD_LOAD_BODY": json.dumps(profile.body or _demo_body(profile.rows)),
-        "SBDD_LOAD_HEADERS": json.dumps(profile.headers),
-        "SBDD_LOAD_RUN_ID": f"load-{uuid.uuid4().hex[:8]}",
-        "SBDD_LOAD_PARENT_PID": str(os.getpid()),
+        "SERVINGBDD_LOAD_SAMPLES_DIR": str(samples_dir),
+        "SERVINGBDD_LOAD_ENDPOINTS": str(endpoints),
+        "SERVINGBDD_LOAD_SCHEDULE": json.dumps(profile.schedule.to_json() if profile.schedule else None),
+        "SERVINGBDD_LOAD_TIMEOUT_S": repr(float(profile.timeout_s)),
+        "SERVINGBDD_LOAD_THINK_S": repr(float(profile.think_s)),
+        "SERVINGBDD_LOAD_USER_RATE": repr(float(profile.user_rate or 0.0)),
+        "SERVINGBDD_LOAD_RUN_ID": f"load-{uuid.uuid4().hex[:8]}",
+        "SERVINGBDD_LOAD_HEADERS": json.dumps(profile.headers),
+        "SERVINGBDD_LOAD_PARENT_PID": str(os.getpid()),
         "PYTHONUNBUFFERED": "1",
     }
-
-
-def _demo_body(rows: int) -> dict:
-    """A ``[rows, 4]`` FP32 batch named ``input`` (for callers that give no body of their model)."""
-    data = [round(0.1 * (i % 40) - 2.0, 3) for i in range(rows * 4)]
-    return {"inputs": [{"name": "input", "shape": [rows, 4], "datatype": "FP32", "data": data}]}
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
@@ -341,12 +440,7 @@ def _register(run: LoadRun) -> None:
         if _hooks_installed:
             return
         _hooks_installed = True
-    atexit.register(_kill_all)
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
-        signal.SIG_DFL,
-        None,
-    ):
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    cleanup.register(_kill_all)
 
 
 def _unregister(run: LoadRun) -> None:
@@ -361,9 +455,3 @@ def _kill_all() -> None:
         runs = list(_live)
     for run in runs:
         run.kill()
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _kill_all()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)

@@ -33,7 +33,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-dir", type=Path, required=True, help="catalog database and backups")
     p.add_argument("--artifact-root", type=Path, required=True, help="artifact_uri values are relative to it")
-    p.add_argument("--admin-token", default=os.environ.get("SUT_ADMIN_TOKEN"), help="or env SUT_ADMIN_TOKEN")
+    p.add_argument(
+        "--admin-token",
+        default=os.environ.get("SUT_ADMIN_TOKEN"),
+        help="prefer env SUT_ADMIN_TOKEN: a command line is visible to every user in `ps`",
+    )
+    p.add_argument(
+        "--join-token-file",
+        type=Path,
+        default=None,
+        help="file holding the workers' join token (else env SUT_JOIN_TOKEN); rewrite it to rotate the token",
+    )
+    p.add_argument(
+        "--join-token-overlap",
+        type=_positive(float, "--join-token-overlap"),
+        default=60.0,
+        help="seconds the previous join token stays valid after a rotation (default 60)",
+    )
+    p.add_argument(
+        "--failover-audit-limit",
+        type=_positive(int, "--failover-audit-limit"),
+        default=1000,
+        help="entries kept in the provider lock's audit trail (oldest dropped and counted; default 1000)",
+    )
     p.add_argument("--heartbeat-interval", type=_positive(float, "--heartbeat-interval"), default=1.0)
     p.add_argument("--expiry-misses", type=_positive(int, "--expiry-misses"), default=3)
     p.add_argument("--upstream-timeout", type=_positive(float, "--upstream-timeout"), default=5.0)
@@ -44,6 +66,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.admin_token:
         print("error: --admin-token (or env SUT_ADMIN_TOKEN) is required", file=sys.stderr)
+        return 2
+    from sut.token_source import TokenError, TokenSource
+
+    try:
+        join_token = TokenSource.from_options(args.join_token_file, "SUT_JOIN_TOKEN")
+    except TokenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if join_token is None:
+        print("error: --join-token-file (or env SUT_JOIN_TOKEN) is required", file=sys.stderr)
+        return 2
+    if join_token.read() == args.admin_token:
+        print("error: the join token must differ from the admin token", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -61,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat_interval=args.heartbeat_interval,
         expiry_misses=args.expiry_misses,
         upstream_timeout=args.upstream_timeout,
+        join_token=join_token,
+        join_token_overlap=args.join_token_overlap,
+        failover_audit_limit=args.failover_audit_limit,
     )
     try:
         app = create_app(config)

@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from sut.errors import ApiError
+from sut.gateway import auth
 from sut.protocol import BadRequest, parse_json
 
 if TYPE_CHECKING:
     from sut.gateway.app import Gateway
 
 
-class Unauthorized(ApiError):
-    status = 401
-
-
 def gateway_of(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
-def require_token(request: Request) -> None:
-    """401 unless ``Authorization: Bearer <the admin token>``; constant-time comparison."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("missing admin token: send 'Authorization: Bearer <token>'")
-    expected = gateway_of(request).config.admin_token
-    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise Unauthorized("wrong admin token")
+async def require_token(request: Request) -> None:
+    """401 unless ``Authorization: Bearer <the admin token>`` (403 for a join token): see sut.gateway.auth.
+    Async on purpose: FastAPI runs a plain ``def`` dependency in a thread, where the refusal's audit
+    (a task on the event loop) could not be scheduled."""
+    auth.require_admin(request)
 
 
 async def json_object(request: Request) -> dict[str, Any]:
@@ -64,6 +55,8 @@ async def status(request: Request) -> dict[str, Any]:
         "workers": [w.as_dict() for w in gw.registry.workers.values()],
         "models": [entry.as_dict() for entry in gw.catalog.models.values()],
         "catalog": gw.catalog.guard.health.as_dict(),
+        "join_token": gw.join_tokens.status(),  # rotation state; never a token
+        "auth_audit_suppressed": gw.auth_audit.suppressed_total,
         "swaps_in_progress": dict(gw.swaps.targets),
         "in_flight": [
             {"model": m, "version": v, "requests": n}

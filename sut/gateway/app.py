@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,17 +17,20 @@ from fastapi.responses import JSONResponse
 
 import sut
 from sut.errors import ApiError, NotFound, Unavailable, install_error_handlers
-from sut.gateway import admin, feature_log_api, repository_api
+from sut.gateway import admin, auth, feature_log_api, provider_api, repository_api
 from sut.gateway.catalog import Catalog
 from sut.gateway.catalog_store import open_store
+from sut.gateway.failover import Failover
 from sut.gateway.feature_log import FeatureLog
 from sut.gateway.metrics import GatewayMetrics
 from sut.gateway.registry import Worker, WorkerRegistry, parse_models
 from sut.gateway.routing import Router
 from sut.gateway.swap import SwapCoordinator
 from sut.protocol import BadRequest, parse_infer_request, parse_json
+from sut.token_source import TokenSource, new_token
 
 log = logging.getLogger("sut.gateway")
+POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class GatewayConfig:
     expiry_misses: int = 3
     upstream_timeout: float = 5.0
     db_check_interval: float = 0.5  # seconds between checks of the catalog database (see catalog_recovery)
+    join_token: TokenSource | None = None  # workers' credential (required; see sut.gateway.auth)
+    join_token_overlap: float = 60.0  # seconds the previous join token stays valid after a rotation
+    failover_audit_limit: int = 1000  # entries of the provider lock's audit trail (oldest dropped, counted)
 
     @property
     def public_url(self) -> str:
@@ -66,6 +73,23 @@ class Gateway:
             drain_timeout=config.upstream_timeout + 1.0,
         )
         self._background: set[asyncio.Task[None]] = set()
+        # the provider lock of models served by several providers (issue 13); restored from the catalog
+        self.failover = Failover(
+            self.router, self.registry, self.catalog, self.metrics, audit_limit=config.failover_audit_limit
+        )
+        self.failover.load()
+        if config.join_token is None:
+            raise ValueError("a join token is required (--join-token-file or SUT_JOIN_TOKEN)")
+        self.admin_digest = auth.digest(config.admin_token)
+        self.join_tokens = auth.JoinTokens(
+            config.join_token, config.join_token_overlap, self._join_rotated, forbidden=self.admin_digest
+        )
+        self.auth_audit = auth.AuditBudget()
+
+    def _join_rotated(self, rotation: auth.Rotation) -> None:
+        details = {"rotations": rotation.rotations, "previous_valid_until": rotation.previous_valid_until}
+        with contextlib.suppress(RuntimeError):  # no running loop: nobody to audit for (tests)
+            self.audit_later("join_token_rotated", None, details)
 
     def audit_later(self, action: str, model: str | None, details: dict[str, Any]) -> None:
         """Record worker churn without making the worker's call wait for the database."""
@@ -93,6 +117,7 @@ class Gateway:
         for task in list(self._background):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 2.0)
+        await self.failover.close()
         await self.router.close()
         await asyncio.to_thread(self.feature_log.close)
         self.catalog.store.close()
@@ -105,11 +130,12 @@ def create_app(config: GatewayConfig) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         expiry = asyncio.create_task(gateway.expiry_loop())
         db_watch = asyncio.create_task(gateway.catalog.guard.watch(config.db_check_interval))
+        monitor = asyncio.create_task(gateway.failover.run())
         log.info("gateway listening on %s", config.public_url)
         try:
             yield
         finally:
-            for task in (expiry, db_watch):
+            for task in (expiry, db_watch, monitor):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -122,6 +148,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     _add_registry_routes(app, gateway)
     app.include_router(admin.router)
     app.include_router(repository_api.router)
+    app.include_router(provider_api.router)
     app.include_router(feature_log_api.labels_router)
     app.include_router(feature_log_api.admin_router)
 
@@ -194,12 +221,15 @@ def _add_v2_routes(app: FastAPI, gw: Gateway) -> None:
             except ApiError as exc:
                 gw.metrics.observe(model, version or "", exc.status, 0.0)
                 raise
-            upstream = await gw.router.infer(model, resolved, body)
+            upstream = await gw.failover.infer(model, resolved, body)  # the provider lock, if any
         finally:
             gw.router.in_flight.leave(key)
         if upstream.status == 200:  # queued only: written off the event loop in batches
             gw.feature_log.record(parsed.id, model, resolved, parsed.inputs[0].array)
-        return Response(upstream.body, status_code=upstream.status, media_type="application/json")
+        headers = {"X-Provider": upstream.provider} if upstream.provider else None
+        return Response(
+            upstream.body, status_code=upstream.status, media_type="application/json", headers=headers
+        )
 
     @app.post("/v2/models/{model}/infer")
     async def infer_default(model: str, request: Request) -> Response:
@@ -229,6 +259,7 @@ def _add_v2_routes(app: FastAPI, gw: Gateway) -> None:
 def _add_registry_routes(app: FastAPI, gw: Gateway) -> None:
     @app.post("/internal/workers/register")
     async def register(request: Request) -> dict[str, Any]:
+        auth.require_join(request, "register")
         payload = await admin.json_object(request)
         url = payload.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -236,6 +267,9 @@ def _add_registry_routes(app: FastAPI, gw: Gateway) -> None:
         name = payload.get("name") or ""
         if not isinstance(name, str):
             raise BadRequest("'name' must be a string")
+        pool = payload.get("pool") or "default"
+        if not isinstance(pool, str) or not POOL_NAME.match(pool):
+            raise BadRequest("'pool' must be a short name: letters, digits, '.', '_' or '-'")
         try:
             models = parse_models(payload.get("models"))
         except ValueError as exc:
@@ -243,17 +277,24 @@ def _add_registry_routes(app: FastAPI, gw: Gateway) -> None:
         for old in [w for w in gw.registry.workers.values() if w.url == url.rstrip("/")]:
             gw.registry.deregister(old.id)  # the same address registering again: the old process is gone
             gw.audit_later("worker_replaced", None, {"worker": old.id, "url": old.url})
-        worker = gw.registry.register(url, name, models)
+        worker_token = new_token()  # answered once; only its digest is kept
+        worker = gw.registry.register(url, name, models, auth.digest(worker_token), pool)
         log.info("worker %s registered: %s (%s)", worker.id, worker.url, worker.name)
         gw.audit_later("worker_registered", None, {"worker": worker.id, "url": worker.url, "name": name})
         return {
             "id": worker.id,
+            "worker_token": worker_token,
             "heartbeat_interval": gw.config.heartbeat_interval,
             "assignments": gw.swaps.assignments(),
         }
 
     @app.post("/internal/workers/{worker_id}/heartbeat")
     async def heartbeat(worker_id: str, request: Request) -> dict[str, Any]:
+        auth.require_join(request, "heartbeat")
+        known = gw.registry.workers.get(worker_id)
+        if known is None:
+            raise NotFound(f"worker {worker_id!r} is not registered (expired or unknown): register again")
+        auth.require_owner(request, known, "heartbeat")
         body = await request.body()
         payload = parse_json(body) if body.strip() else {}
         if not isinstance(payload, dict):
@@ -271,7 +312,12 @@ def _add_registry_routes(app: FastAPI, gw: Gateway) -> None:
         return {"id": worker.id, "healthy": worker.healthy}
 
     @app.delete("/internal/workers/{worker_id}")
-    async def deregister(worker_id: str) -> dict[str, Any]:
+    async def deregister(worker_id: str, request: Request) -> dict[str, Any]:
+        auth.require_join(request, "deregister")
+        known = gw.registry.workers.get(worker_id)
+        if known is None:
+            raise NotFound(f"worker {worker_id!r} is not registered")
+        auth.require_owner(request, known, "deregister")
         worker = gw.registry.deregister(worker_id)
         if worker is None:
             raise NotFound(f"worker {worker_id!r} is not registered")

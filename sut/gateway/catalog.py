@@ -65,6 +65,7 @@ class Catalog:
         self.artifact_root = artifact_root.resolve()
         self.models: dict[str, ModelEntry] = {}
         self.audit_entries: list[AuditEntry] = []
+        self.settings: dict[str, str] = {}  # small JSON documents by key (see put_setting)
         self._audit_limit = audit_limit
         self._write_lock = asyncio.Lock()
         self._audit_lock = asyncio.Lock()
@@ -80,10 +81,11 @@ class Catalog:
         for change in snap.alias_history:
             self._entry(change.model).history.append(change)
         self.audit_entries = snap.audit[-self._audit_limit :]
+        self.settings = dict(snap.settings)
 
     def snapshot(self) -> CatalogSnapshot:
         """The in-memory mirror in the store's terms: what a recovered database must hold."""
-        snap = CatalogSnapshot(audit=list(self.audit_entries))
+        snap = CatalogSnapshot(audit=list(self.audit_entries), settings=dict(self.settings))
         for entry in self.models.values():
             snap.versions.extend(entry.versions.values())
             snap.aliases.update({(entry.name, alias): v for alias, v in entry.aliases.items()})
@@ -217,6 +219,18 @@ class Catalog:
             raise CatalogError(
                 503, f"catalog database refused the change ({method.__name__}): {type(exc).__name__}: {exc}"
             ) from None
+
+    async def put_setting(self, key: str, value: str | None) -> None:
+        """Store (None: remove) a small document that must survive a restart and a recovery: database
+        first, then memory (so a recovery replays it)."""
+
+        def apply(_: None) -> None:
+            if value is None:
+                self.settings.pop(key, None)
+            else:
+                self.settings[key] = value
+
+        await self._store(self.store.put_setting, key, value, then=apply)
 
     async def audit_best_effort(self, action: str, model: str | None, details: dict[str, Any]) -> None:
         """Audit an event the gateway must not fail over (worker churn): log when the store refuses."""

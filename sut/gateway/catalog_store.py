@@ -79,6 +79,8 @@ class CatalogSnapshot:
     aliases: dict[tuple[str, str], str] = field(default_factory=dict)
     alias_history: list[AliasChange] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
+    # small JSON documents by key (provider failover: "providers/<model>", "failover-audit")
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 class CatalogStore(Protocol):
@@ -88,6 +90,7 @@ class CatalogStore(Protocol):
     def add_version(self, record: VersionRecord) -> None: ...
     def set_alias(self, change: AliasChange) -> None: ...
     def add_audit(self, at: str, action: str, model: str | None, details: dict[str, Any]) -> int: ...
+    def put_setting(self, key: str, value: str | None) -> None: ...
     def close(self) -> None: ...
 
     #: how a failed check is named in the log: "corrupt" (a damaged file) or "unavailable" (a lost server)
@@ -118,6 +121,7 @@ _SCHEMA = [
         to_version TEXT NOT NULL, at TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS audit (
         id {serial}, at TEXT NOT NULL, action TEXT NOT NULL, model TEXT, details TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS settings (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)""",
 ]
 
 
@@ -179,7 +183,22 @@ class _SqlStore:
             snap.alias_history.append(AliasChange(*row))
         for row in self._rows("SELECT id, at, action, model, details FROM audit ORDER BY id"):
             snap.audit.append(AuditEntry(int(row[0]), row[1], row[2], row[3], json.loads(row[4])))
+        for key, value in self._rows("SELECT key, value FROM settings"):
+            snap.settings[key] = value
         return snap
+
+    def put_setting(self, key: str, value: str | None) -> None:
+        """Replace (None: remove) one setting, in one transaction."""
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                cur.execute(self._sql("DELETE FROM settings WHERE key = ?"), (key,))
+                if value is not None:
+                    cur.execute(self._sql("INSERT INTO settings (key, value) VALUES (?, ?)"), (key, value))
+                self._conn.commit()
+            except Exception:
+                self._rollback()
+                raise
 
     def add_version(self, record: VersionRecord) -> None:
         self._write(
@@ -272,11 +291,15 @@ class _SqlStore:
                 (e.id, e.at, e.action, e.model, json.dumps(e.details, sort_keys=True)),
             )
         self._after_explicit_ids(cur)
+        cur.execute("DELETE FROM settings")
+        for key, value in snap.settings.items():
+            cur.execute(self._sql("INSERT INTO settings (key, value) VALUES (?, ?)"), (key, value))
         return {
             "versions": len(missing),
             "aliases": len(snap.aliases),
             "alias_history": max(0, len(snap.alias_history) - history_before),
             "audit": len(newer),
+            "settings": len(snap.settings),
         }
 
     def _after_explicit_ids(self, cur: Any) -> None:

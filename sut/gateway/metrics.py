@@ -45,6 +45,13 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.auth_refused = Counter(
+            "sut_auth_refused_total",
+            "Requests refused for a missing, wrong or misused credential (api: admin | worker)",
+            ["api", "reason"],
+            registry=self.registry,
+        )
+
     def observe(self, model: str, version: str, status: int, seconds: float) -> None:
         self.requests.labels(model, version, str(status)).inc()
         self.latency.labels(model, version).observe(seconds)

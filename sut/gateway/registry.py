@@ -29,6 +29,10 @@ class Worker:
     unloading: set[ModelKey] = field(default_factory=set)
     # versions the gateway just loaded, until when: a heartbeat sent before the load must not drop them
     loaded_by_gateway: dict[ModelKey, float] = field(default_factory=dict)
+    # SHA-256 of the worker's own token (answered once, at registration): only it may heartbeat or
+    # deregister this entry (see sut.gateway.auth); never listed
+    token_digest: bytes = field(default=b"", repr=False)
+    pool: str = "default"  # a named group of workers: one provider of a model (see sut.gateway.failover)
 
     def add_loaded(self, key: ModelKey, protect_for: float) -> None:
         self.models.add(key)
@@ -42,6 +46,7 @@ class Worker:
             "healthy": self.healthy,
             "in_flight": self.in_flight,
             "memory_used": self.memory_used,
+            "pool": self.pool,
             "models": [{"name": m, "version": v} for m, v in sorted(self.models)],
         }
 
@@ -81,9 +86,18 @@ class WorkerRegistry:
     def expiry_seconds(self) -> float:
         return self.heartbeat_interval * self.expiry_misses
 
-    def register(self, url: str, name: str, models: set[ModelKey]) -> Worker:
+    def register(
+        self, url: str, name: str, models: set[ModelKey], token_digest: bytes = b"", pool: str = "default"
+    ) -> Worker:
         worker_id = f"w-{self._boot}-{next(self._ids)}"
-        worker = Worker(id=worker_id, url=url.rstrip("/"), name=name, models=set(models))
+        worker = Worker(
+            id=worker_id,
+            url=url.rstrip("/"),
+            name=name,
+            models=set(models),
+            token_digest=token_digest,
+            pool=pool,
+        )
         self.workers[worker.id] = worker
         return worker
 
@@ -132,12 +146,17 @@ class WorkerRegistry:
         """Healthy workers holding any version of the model (the ones a swap must reach)."""
         return [w for w in self.workers.values() if w.healthy and any(m == model for m, _ in w.models)]
 
-    def pick(self, model: str, version: str, exclude: set[str] = frozenset()) -> Worker | None:
-        """Least in-flight among healthy holders, ties broken round robin."""
+    def pick(
+        self, model: str, version: str, exclude: set[str] = frozenset(), pool: str | None = None
+    ) -> Worker | None:
+        """Least in-flight among healthy holders (of ``pool``, when given), ties broken round robin."""
         candidates = [
             w
             for w in self.workers.values()
-            if w.healthy and w.id not in exclude and (model, version) in w.models
+            if w.healthy
+            and w.id not in exclude
+            and (model, version) in w.models
+            and (pool is None or w.pool == pool)
         ]
         if not candidates:
             return None
@@ -145,13 +164,14 @@ class WorkerRegistry:
         rotated = candidates[start:] + candidates[:start]
         return min(rotated, key=lambda w: w.in_flight)
 
-    def unavailable_reason(self, model: str, version: str) -> str:
+    def unavailable_reason(self, model: str, version: str, pool: str | None = None) -> str:
         """Why ``pick`` found nobody, in words an operator can act on."""
         if not self.workers:
             return "no workers are registered"
-        holders = self.holders(model, version)
+        holders = [w for w in self.holders(model, version) if pool is None or w.pool == pool]
         if not holders:
-            return "no registered worker has this version loaded"
+            where = f" in pool {pool!r}" if pool is not None else ""
+            return f"no registered worker{where} has this version loaded"
         return f"all {len(holders)} worker(s) holding it are unhealthy"
 
     def counts_by_state(self) -> dict[str, int]:

@@ -104,14 +104,15 @@ class Router:
         await self.pool.close()
         await self.client.aclose()
 
-    async def infer(self, model: str, version: str, body: bytes) -> Upstream:
-        """Run one inference on a worker holding (model, version); raises ApiError 503/504."""
+    async def infer(self, model: str, version: str, body: bytes, pool: str | None = None) -> Upstream:
+        """Run one inference on a worker holding (model, version) (in ``pool``, when given); raises
+        ApiError 503/504."""
         key = (model, version)
         started = time.perf_counter()
         self.in_flight.enter(key)
         status = 500
         try:
-            result = await self._infer_with_retry(model, version, body)
+            result = await self._infer_with_retry(model, version, body, pool)
             status = result.status
             return result
         except ApiError as exc:
@@ -121,7 +122,7 @@ class Router:
             self.in_flight.leave(key)
             self.metrics.observe(model, version, status, time.perf_counter() - started)
 
-    async def _infer_with_retry(self, model: str, version: str, body: bytes) -> Upstream:
+    async def _infer_with_retry(self, model: str, version: str, body: bytes, pool: str | None) -> Upstream:
         path = f"/v2/models/{model}/versions/{version}/infer"
         # Each healthy holder is tried at most once. Only failures that never reached a model are
         # retried (connection refused/reset, a draining worker's 503, a version already unloaded), and
@@ -130,7 +131,8 @@ class Router:
         # not retried (504 at once), so the deadline bounds the whole request.
         tried: set[str] = set()
         failures: list[str] = []
-        while (worker := self.registry.pick(model, version, exclude=tried)) is not None:
+        quota: list[Upstream] = []  # 429 answers: when every worker gave one, the client gets one
+        while (worker := self.registry.pick(model, version, exclude=tried, pool=pool)) is not None:
             if failures:
                 self.metrics.retries.labels(model).inc()
             tried.add(worker.id)
@@ -138,8 +140,12 @@ class Router:
             if isinstance(outcome, Upstream):
                 return outcome
             failures.append(outcome)
+            if isinstance(outcome, _Refused):
+                quota.append(outcome.upstream)
+        if quota and len(quota) == len(failures):
+            return quota[-1]
         # out of workers: every holder failed (each is now marked unhealthy) or there was none
-        reason = "; ".join(failures) if failures else self.registry.unavailable_reason(model, version)
+        reason = "; ".join(failures) if failures else self.registry.unavailable_reason(model, version, pool)
         if failures:
             reason += "; no other healthy worker holds it"
         raise ApiError(f"no healthy worker can serve model {model!r} version {version!r}: {reason}", 503)
@@ -169,6 +175,10 @@ class Router:
             reason = f"worker {worker.id} ({worker.url}) answered 503: {_error_text(content)}"
             await self._worker_failed(worker, reason)
             return reason
+        if status == 429:
+            # out of quota: this request tries another worker (the worker stays healthy: not a fault)
+            reason = f"worker {worker.id} ({worker.url}) answered 429: {_error_text(content)}"
+            return _Refused(reason, Upstream(status, content, worker.id))
         if status == 404 and path.endswith("/infer"):
             # the worker no longer holds the version (unloaded since its last heartbeat)
             worker.models.discard((model, version))
@@ -212,6 +222,17 @@ class Router:
         except httpx.TransportError as exc:
             return 0, f"connection failed: {type(exc).__name__}: {exc}"
         return response.status_code, "" if response.is_success else _error_text(response.content)
+
+
+class _Refused(str):
+    """A worker's 429 (quota exhausted): retried elsewhere like a 503, but kept to answer with."""
+
+    upstream: Upstream
+
+    def __new__(cls, reason: str, upstream: Upstream) -> _Refused:
+        refused = super().__new__(cls, reason)
+        refused.upstream = upstream
+        return refused
 
 
 def _error_text(content: bytes) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import uvicorn
 
 from sut.errors import DEFAULT_MAX_BODY_BYTES
+from sut.token_source import TokenError, TokenSource
 from sut.worker.app import WorkerConfig, WorkerRuntime, create_app
 from sut.worker.server import WorkerServer
 
@@ -30,6 +31,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grace-period", type=float, default=10.0, help="SIGTERM drain deadline, seconds")
     parser.add_argument("--name", default=None, help="a label only; the gateway assigns the id")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument("--pool", default="default", help="the pool the gateway lists us in (providers)")
+    parser.add_argument(
+        "--join-token-file",
+        type=Path,
+        default=None,
+        help="file holding the cluster's join token, re-read when it changes (else env SUT_JOIN_TOKEN)",
+    )
     args = parser.parse_args(argv)
     if args.memory_budget < 0:
         parser.error("--memory-budget must be >= 0")
@@ -40,6 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        join_token = TokenSource.from_options(args.join_token_file, "SUT_JOIN_TOKEN")
+    except TokenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
@@ -50,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         memory_budget=args.memory_budget,
         grace_period=args.grace_period,
         max_body_bytes=args.max_body_bytes,
+        join_token=join_token,
+        pool=args.pool,
     )
     runtime = WorkerRuntime(config)
     uv_config = uvicorn.Config(

@@ -24,9 +24,11 @@ import sut
 from sut import protocol
 from sut.errors import DEFAULT_MAX_BODY_BYTES, ApiError, Unavailable, install_error_handlers
 from sut.protocol import BadRequest
+from sut.token_source import TokenSource
 from sut.worker.metrics import WorkerMetrics
 from sut.worker.model_store import LoadedVersion, ModelStore
 from sut.worker.registration import Registrar
+from sut.worker.shedding import Shedding, require_join_token
 
 log = logging.getLogger("sut.worker")
 
@@ -44,6 +46,8 @@ class WorkerConfig:
     memory_budget: int = 0
     grace_period: float = 10.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    join_token: TokenSource | None = None  # sent to the gateway; None: the gateway will refuse us
+    pool: str = "default"  # the pool of workers the gateway lists us in (a provider of a model)
 
 
 class WorkerRuntime:
@@ -58,9 +62,14 @@ class WorkerRuntime:
         self.infer_pool = ThreadPoolExecutor(INFER_THREADS, thread_name_prefix="infer")
         self.admin_pool = ThreadPoolExecutor(ADMIN_THREADS, thread_name_prefix="admin")
         self.registrar = None
+        if config.gateway_url and config.join_token is None:
+            log.warning("no join token (--join-token-file or SUT_JOIN_TOKEN): the gateway will refuse us")
         if config.gateway_url:
-            self.registrar = Registrar(config.gateway_url, config.name, self.store, self.admin_pool)
+            self.registrar = Registrar(
+                config.gateway_url, config.name, self.store, self.admin_pool, config.join_token, config.pool
+            )
         self.draining = False
+        self.shedding = Shedding()  # an operator's 429/503 for every inference (see sut.worker.shedding)
         self.active_infers = 0
         self._drained = asyncio.Event()
 
@@ -74,6 +83,7 @@ class WorkerRuntime:
     def infer_started(self) -> None:
         if self.draining:
             raise Unavailable("worker is draining (shutting down) and takes no new inference requests")
+        self.shedding.refuse_if_shedding(self.config.name)
         self.active_infers += 1
 
     def infer_finished(self) -> None:
@@ -114,6 +124,8 @@ class WorkerRuntime:
             "models": [lv.describe() for lv in self.store.all_in_memory()],
             "worker_id": self.registrar.worker_id if self.registrar else None,
             "in_flight": self.active_infers,
+            "pool": self.config.pool,
+            "shedding": self.shedding.as_dict(),
         }
 
 
@@ -197,6 +209,8 @@ def create_app(config: WorkerConfig, runtime: WorkerRuntime | None = None) -> Fa
             raise Unavailable("worker is draining (shutting down)")
         if not store.loaded():
             raise Unavailable("worker has no model loaded")
+        if worker.shedding.status == 503:
+            raise Unavailable(f"worker sheds load: {worker.shedding.reason}")
         return {"ready": True}
 
     @app.get("/v2")
@@ -286,6 +300,13 @@ def create_app(config: WorkerConfig, runtime: WorkerRuntime | None = None) -> Fa
     @app.get("/worker/status")
     async def status() -> dict:
         return worker.status()
+
+    @app.post("/worker/shed")
+    async def shed(request: Request) -> dict:
+        require_join_token(request, config.join_token)
+        worker.shedding.set(await _json_body(request, required=True))
+        log.warning("shedding: %s", worker.shedding.as_dict() or "off")
+        return {"shedding": worker.shedding.as_dict()}
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -2,7 +2,11 @@
 
 Runs as one asyncio task on the worker's event loop, started once the HTTP server is listening.
 Registration retries with backoff until the gateway answers; a heartbeat answered 404 (the gateway
-expired or forgot us) registers again and gets a new id.
+expired or forgot us) or 403 (the entry is no longer ours) registers again and gets a new id.
+
+Every call carries the join token (``Authorization: Bearer``), read again from its file when the file
+changes (a rotation needs no restart); heartbeat and deregistration also carry the worker's own token,
+which the registration answered (``X-Worker-Token``). Neither is ever logged.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 import httpx
 
 from sut.errors import ApiError
+from sut.token_source import TokenError, TokenSource
 from sut.worker.model_store import ModelStore
 
 log = logging.getLogger("sut.worker")
@@ -27,8 +32,19 @@ BACKOFF_MAX = 2.0
 
 
 class Registrar:
-    def __init__(self, gateway_url: str, name: str, store: ModelStore, pool: Executor) -> None:
+    def __init__(
+        self,
+        gateway_url: str,
+        name: str,
+        store: ModelStore,
+        pool: Executor,
+        join_token: TokenSource | None = None,
+        worker_pool: str = "default",
+    ) -> None:
         self.gateway_url = gateway_url.rstrip("/")
+        self.worker_pool = worker_pool  # the pool of workers the gateway lists us in
+        self.join_token = join_token
+        self.worker_token: str | None = None  # from the registration answer: proves an entry is ours
         self.name = name
         self.store = store
         self.pool = pool  # loads run in the worker's admin pool
@@ -42,6 +58,18 @@ class Registrar:
     def start(self, advertise_url: str) -> None:
         self.advertise_url = advertise_url
         self._task = asyncio.get_running_loop().create_task(self._run(), name="registrar")
+
+    def _headers(self, *, own: bool) -> dict[str, str]:
+        """The join token (and, with ``own``, the worker token); none when there is no token to send."""
+        headers: dict[str, str] = {}
+        if self.join_token is not None:
+            try:
+                headers["Authorization"] = f"Bearer {self.join_token.read()}"
+            except TokenError as exc:
+                log.error("no join token to send: %s", exc)
+        if own and self.worker_token:
+            headers["X-Worker-Token"] = self.worker_token
+        return headers
 
     def _models(self) -> list[dict[str, str]]:
         return [{"name": lv.model, "version": lv.version} for lv in self.store.loaded()]
@@ -62,7 +90,12 @@ class Registrar:
     async def _register(self) -> dict[str, Any]:
         delay = BACKOFF_START
         while True:
-            body = {"url": self.advertise_url, "name": self.name, "models": self._models()}
+            body = {
+                "url": self.advertise_url,
+                "name": self.name,
+                "models": self._models(),
+                "pool": self.worker_pool,
+            }
             # The attempt runs as its own task so that a SIGTERM arriving mid-request can still learn
             # the id the gateway gave us, and deregister it (see ``stop``).
             self._attempt = asyncio.ensure_future(self._post_register(body))
@@ -77,12 +110,15 @@ class Registrar:
             delay = min(delay * 2, BACKOFF_MAX)
 
     async def _post_register(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        response = await self._client.post(f"{self.gateway_url}/internal/workers/register", json=body)
+        response = await self._client.post(
+            f"{self.gateway_url}/internal/workers/register", json=body, headers=self._headers(own=False)
+        )
         if response.status_code >= 300:
             log.warning("registration refused: %s %s", response.status_code, response.text[:200])
             return None
         answer = response.json()
         self.worker_id = str(answer["id"])
+        self.worker_token = str(answer.get("worker_token") or "") or None
         self.heartbeat_interval = float(answer.get("heartbeat_interval") or 1.0)
         log.info("registered with %s as worker %s", self.gateway_url, self.worker_id)
         return answer
@@ -105,14 +141,22 @@ class Registrar:
         body = {"models": self._models(), "memory_used": self.store.memory_used()}
         try:
             response = await self._client.post(
-                f"{self.gateway_url}/internal/workers/{self.worker_id}/heartbeat", json=body
+                f"{self.gateway_url}/internal/workers/{self.worker_id}/heartbeat",
+                json=body,
+                headers=self._headers(own=True),
             )
         except httpx.HTTPError as exc:
             log.warning("heartbeat to %s failed: %s", self.gateway_url, exc)
             return True
-        if response.status_code == 404:
-            log.warning("gateway forgot worker %s (heartbeat 404); registering again", self.worker_id)
-            self.worker_id = None
+        if response.status_code in (404, 403):
+            why = "forgot" if response.status_code == 404 else "no longer gives us"
+            log.warning(
+                "gateway %s worker %s (heartbeat %s); registering again",
+                why,
+                self.worker_id,
+                response.status_code,
+            )
+            self.worker_id = self.worker_token = None
             return False
         if response.status_code >= 300:
             log.warning("heartbeat answered %s: %s", response.status_code, response.text[:200])
@@ -136,10 +180,12 @@ class Registrar:
         if self.worker_id is not None:
             try:
                 response = await self._client.delete(
-                    f"{self.gateway_url}/internal/workers/{self.worker_id}", timeout=DEREGISTER_TIMEOUT
+                    f"{self.gateway_url}/internal/workers/{self.worker_id}",
+                    timeout=DEREGISTER_TIMEOUT,
+                    headers=self._headers(own=True),
                 )
                 log.info("deregistered worker %s: %s", self.worker_id, response.status_code)
             except httpx.HTTPError as exc:
                 log.warning("deregistration failed (ignored): %s", exc)
-            self.worker_id = None
+            self.worker_id = self.worker_token = None
         await self._client.aclose()

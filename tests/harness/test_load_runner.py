@@ -28,7 +28,9 @@ import httpx
 import pytest
 
 from harness.load import runner as runner_module
-from harness.load.runner import LoadError, LoadProfile, LoadRun, check_host
+from harness.load import schedule as shapes
+from harness.load.endpoints import Endpoint
+from harness.load.runner import LoadError, LoadProfile, LoadRun
 from harness.slo import client_timeouts
 from harness.waiting import Watch, http_ok, poll, until
 
@@ -325,20 +327,26 @@ def test_locust_dies_with_the_process_that_started_it(server: Server, tmp_path: 
             os.killpg(locust_pid, signal.SIGKILL)
 
 
-def test_only_an_http_base_url_with_a_host_is_accepted(tmp_path: Path) -> None:
-    # Any deployment may be loaded (an external target); this project's own tests only give it 127.0.0.1.
-    assert check_host("http://127.0.0.1:8000/") == "http://127.0.0.1:8000"
-    assert check_host("https://staging.invalid") == "https://staging.invalid"
-    for host, why in (
-        ("127.0.0.1:80", "http\\(s\\) base URL"),
-        ("ftp://127.0.0.1:21", "http\\(s\\) base URL"),
-        ("http://", "http\\(s\\) base URL"),
-        ("http://127.0.0.1:80/v2", "no path"),
-        ("http://127.0.0.1:70000", "malformed port"),
+def test_base_urls_are_checked(tmp_path: Path) -> None:
+    for host in (
+        "127.0.0.1:80",
+        "ftp://127.0.0.1:21",
+        "http://:80",
+        "http://127.0.0.1:70000",
+        "http://h/?q=1",
     ):
-        with pytest.raises(ValueError, match=why):
+        with pytest.raises(ValueError, match=r"http\(s\)://host"):
             LoadRun.start(host, LoadProfile(users=1), tmp_path)
-    assert not list(tmp_path.iterdir()), "a refused target starts nothing"
+    # any http(s) base URL a user gives is accepted (nothing is sent here: only the check runs)
+    assert (
+        runner_module.check_host("https://serving-gateway:8443/prefix/")
+        == "https://serving-gateway:8443/prefix"
+    )
+    assert runner_module.check_host("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    # our own benchmarks keep to loopback
+    for host in ("http://localhost:80", "http://10.0.0.1:80", "https://127.0.0.1:443", "http://127.0.0.1"):
+        with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
+            runner_module.check_host(host, loopback_only=True)
     with pytest.raises(ValueError, match="unknown task"):
         LoadProfile(users=1, task_mix={"train": 1})
 
@@ -388,6 +396,77 @@ class _Detached:
 
     def logs(self, name: str) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def _per_second(samples: list, t0: float, start: float, end: float) -> float:
+    return sum(1 for o in samples if t0 + start <= o.started < t0 + end) / (end - start)
+
+
+def test_a_schedule_drives_the_user_count_and_ends_the_run(
+    server: Server, runs: list, tmp_path: Path
+) -> None:
+    spike = shapes.spike(1, factor=4, at_s=2, for_s=2.5, duration_s=6)
+    run = _start(runs, server.url, tmp_path, users=4, schedule=spike, think_s=0.1)
+    assert run.wait(timeout=60) == 0, run.log_tail  # the schedule's end stops Locust
+    samples = run.samples()
+    t0 = min(o.started for o in samples)
+    before, during, after = (_per_second(samples, t0, a, b) for a, b in ((0.5, 2), (2.8, 4.3), (5, 5.8)))
+    assert during > 2 * before and during > 2 * after, (
+        f"req/s before {before}, during {during}, after {after}"
+    )
+    assert max(o.started for o in samples) - t0 < 7.5
+
+
+def test_a_user_rate_paces_each_user(server: Server, runs: list, tmp_path: Path) -> None:
+    run = _start(runs, server.url, tmp_path, users=2, schedule=shapes.sustained(2, 4), user_rate=5.0)
+    assert run.wait(timeout=60) == 0, run.log_tail
+    count = len(run.samples())
+    assert 25 <= count <= 45, f"2 users at 5 req/s for 4 s sent {count} requests (expected about 40)"
+
+
+def test_endpoints_come_from_the_file_with_a_fresh_id_each(
+    server: Server, runs: list, tmp_path: Path
+) -> None:
+    body = {"parameters": {"note": "any body"}, "inputs": [{"name": "x", "shape": [3, 2], "data": [0] * 6}]}
+    endpoints = (
+        Endpoint("v2", 3, "POST", "/v2/models/custom/versions/2/infer", body),
+        Endpoint("live", 1, "GET", "/v2/health/live"),
+    )
+    run = _start(runs, server.url, tmp_path, users=2, endpoints=endpoints, model="ignored")
+    run.wait_for_samples(80, timeout=60)
+    run.stop()
+    samples = run.samples()
+    by_target = Counter(o.target for o in samples)
+    assert set(by_target) == {"POST /v2/models/custom/versions/2/infer", "GET /v2/health/live"}
+    infers = [o for o in samples if o.target.startswith("POST")]
+    assert all(o.status == 200 and o.model_version == "2" for o in infers)
+    ids = [o.request_id for o in infers]
+    assert len(set(ids)) == len(ids) and set(ids) <= server.served_ids(), "each id was sent and echoed"
+    assert "demo" not in (run.rundir / "endpoints.json").read_text()
+
+
+def test_master_worker_mode_brings_every_workers_samples_back(
+    server: Server, runs: list, tmp_path: Path
+) -> None:
+    run = _start(runs, server.url, tmp_path, users=4, load_workers=2, think_s=0.01)
+    assert len(run.workers) == 2
+    run.wait_for_samples(200, timeout=90)
+    run.stop()
+    samples = run.samples()
+    writers = {o.request_id.split("-")[2] for o in samples if o.request_id}
+    assert writers == {str(w.pid) for w in run.workers}, "the samples come from both worker processes"
+    assert all(o.status == 200 for o in samples)
+    assert all(w.poll() is not None for w in run.workers)
+
+
+def test_a_schedule_runs_across_forked_processes_too(server: Server, runs: list, tmp_path: Path) -> None:
+    run = _start(
+        runs, server.url, tmp_path, users=4, schedule=shapes.sustained(4, 3), processes=2, think_s=0.05
+    )
+    assert run.wait(timeout=90) == 0, run.log_tail
+    samples = run.samples()
+    writers = {o.request_id.split("-")[2] for o in samples if o.request_id}
+    assert len(writers) == 2 and len(samples) > 40, (writers, len(samples))
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,13 @@ import random
 
 import pytest
 
-from harness.observations import Observation, Observations
+from harness.observations import Observation
 from harness.slo import (
     InsufficientSamples,
     LatencySummary,
     answers_by_version,
     client_timeouts,
     errors_by_status,
-    in_window,
     min_samples_for,
     percentile,
     status_counts,
@@ -113,22 +112,6 @@ def test_errors_by_status() -> None:
     assert errors_by_status(observations) == {0: 1, 404: 1, 500: 1, 503: 2}
     assert status_counts(observations) == {0: 1, 200: 2, 201: 1, 404: 1, 500: 1, 503: 2}
     assert errors_by_status([_obs(0, 0.1)]) == {}
-
-
-def test_in_window_uses_overlap_like_observations_select() -> None:
-    before = _obs(0.0, 0.5)  # 0.0 .. 0.5
-    across_start = _obs(0.8, 0.4)  # 0.8 .. 1.2: in flight when the window opens
-    inside = _obs(1.5, 0.1)
-    across_end = _obs(1.9, 0.5)  # starts inside, ends after
-    after = _obs(2.5, 0.1)
-    observations = [before, across_start, inside, across_end, after]
-    assert in_window(observations, 1.0, 2.0) == [across_start, inside, across_end]
-    assert in_window(observations, None, 1.0) == [before, across_start]
-    assert in_window(observations, 2.2, None) == [across_end, after]
-    recorded = Observations()
-    recorded.extend(observations)
-    assert in_window(observations, 1.0, 2.0) == recorded.select(start=1.0, end=2.0)
-    assert in_window(observations, 0.5, 0.5) == [before]  # boundaries are inclusive
 
 
 def test_answers_by_version_counts_only_successful_answers() -> None:

@@ -22,6 +22,11 @@ import pytest
 from sut import launcher
 
 TOKEN = "gateway-test-token"
+JOIN_TOKEN = "gateway-test-join-token"
+#: What a legitimate worker sends to the registry (tests that speak the registry protocol themselves).
+JOIN = {"Authorization": f"Bearer {JOIN_TOKEN}"}
+#: Tokens reach the services through the environment, never their command lines.
+SERVICE_ENV = launcher.service_env(admin_token=TOKEN, join_token=JOIN_TOKEN)
 STARTUP_TIMEOUT = 60.0
 ROW = [0.5, -1.0, 2.0, 0.25]
 
@@ -92,7 +97,12 @@ class Service:
 def _spawn(argv: list[str], log_path: Path) -> subprocess.Popen:
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+            argv,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **SERVICE_ENV},
         )
 
 
@@ -121,7 +131,6 @@ class Cluster:
             port=port,
             data_dir=self.data_dir,
             artifact_root=self.artifact_root,
-            admin_token=TOKEN,
             **self.gateway_options,
         )
         log_path = self.root / f"gateway-{port}.log"
@@ -130,7 +139,7 @@ class Cluster:
         self._wait_live(service, "gateway")
         return service
 
-    def start_worker(self, name: str, memory_budget: int = 0) -> Service:
+    def start_worker(self, name: str, memory_budget: int = 0, pool: str | None = None) -> Service:
         port = free_port()
         argv = launcher.worker_command(
             port=port,
@@ -139,6 +148,7 @@ class Cluster:
             name=name,
             grace_period=5.0,
             memory_budget=memory_budget,
+            pool=pool,
         )
         log_path = self.root / f"worker-{name}.log"
         service = Service(f"http://127.0.0.1:{port}", _spawn(argv, log_path), log_path)

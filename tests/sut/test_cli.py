@@ -13,6 +13,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def state_file(cli_env: dict[str, str]) -> Iterator[Path]:
 
 @pytest.mark.slow
 def test_up_status_swap_rollback_down(cli_env: dict[str, str], state_file: Path) -> None:
-    up = run_sut(cli_env, "up", "--workers", "2")
+    up = run_sut(cli_env, "up", "--workers", "2", "--join-token-overlap", "1")
     assert up.returncode == 0, up.stderr
     assert "starting gateway" in up.stderr  # progress goes to stderr
     state = json.loads(state_file.read_text())["clusters"][-1]
@@ -126,6 +127,8 @@ def test_up_status_swap_rollback_down(cli_env: dict[str, str], state_file: Path)
     assert "2 -> 1" in rollback.stdout
     assert _production(cli_env) == "1"
 
+    _join_token_is_secret_and_rotates(cli_env, state, pids)
+
     down = run_sut(cli_env, "down")
     assert down.returncode == 0, down.stderr
     for pid in pids:
@@ -159,6 +162,32 @@ def test_up_again_on_the_same_data_dir_keeps_the_catalog(
     )
     assert infer.status_code == 200 and infer.json()["model_version"] == "2"
     assert run_sut(cli_env, "down").returncode == 0
+
+
+def _join_token_is_secret_and_rotates(cli_env: dict[str, str], state: dict, pids: list[int]) -> None:
+    """The workers' join token: in a 0600 file, on no command line; a stranger without it cannot
+    register; ``sut rotate-join-token`` replaces it while the workers keep heartbeating."""
+    gateway, join_file = state["gateway_url"], Path(state["join_token_file"])
+    assert stat.S_IMODE(join_file.stat().st_mode) == 0o600
+    old = join_file.read_text().strip()
+    assert old and old != state["admin_token"]
+    for pid in pids:
+        assert old.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    body = {"url": "http://127.0.0.1:9", "name": "stranger", "models": []}
+    with httpx.Client(base_url=gateway, timeout=10, trust_env=False) as http:
+        assert http.post("/internal/workers/register", json=body).status_code == 401
+        rotate = run_sut(cli_env, "rotate-join-token")
+        assert rotate.returncode == 0, rotate.stderr
+        assert "accepted for" in rotate.stdout and old not in rotate.stdout
+        new = join_file.read_text().strip()
+        assert new != old and stat.S_IMODE(join_file.stat().st_mode) == 0o600
+        time.sleep(1.5)  # the overlap (1 s) is over: the old token no longer joins
+        stale = http.post("/internal/workers/register", json=body, headers={"Authorization": f"Bearer {old}"})
+        assert stale.status_code == 401, stale.text
+        admin = {"Authorization": f"Bearer {state['admin_token']}"}
+        time.sleep(2.0)  # two heartbeats sent with the token re-read from the rewritten file
+        workers = http.get("/admin/workers", headers=admin).json()
+        assert len(workers) == 2 and all(w["healthy"] for w in workers), workers
 
 
 def _production(env: dict[str, str]) -> str:

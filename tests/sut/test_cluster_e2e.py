@@ -28,6 +28,8 @@ from sut.demo_models import build_demo
 pytestmark = pytest.mark.slow
 
 TOKEN = "e2e-admin-token"
+JOIN_TOKEN = "e2e-join-token"
+JOIN = {"Authorization": f"Bearer {JOIN_TOKEN}"}
 MODEL = "demo"
 ROWS = [[0.5, -1.0, 2.0, 0.25], [1.0, 1.0, 1.0, 1.0], [-3.0, 0.0, 0.5, 4.0]]
 STARTUP_TIMEOUT = 60.0
@@ -81,7 +83,6 @@ class Cluster:
             port=port,
             data_dir=self.root / "gateway",
             artifact_root=self.artifact_root,
-            admin_token=TOKEN,
             heartbeat_interval=self.heartbeat_interval,
             expiry_misses=self.expiry_misses,
         )
@@ -129,7 +130,8 @@ class Cluster:
     def _spawn(self, role: str, name: str, url: str, argv: list[str]) -> Service:
         self.root.mkdir(parents=True, exist_ok=True)
         log = self.root / "logs" / f"{name}.log"
-        service = Service(name, role, url, launcher.spawn_detached(argv, log), log)
+        env = launcher.service_env(admin_token=TOKEN, join_token=JOIN_TOKEN)
+        service = Service(name, role, url, launcher.spawn_detached(argv, log, env), log)
         self.services.append(service)
         return service
 
@@ -278,7 +280,7 @@ def test_fifty_concurrent_registrations_get_distinct_ids(registry: Cluster) -> N
         try:
             with httpx.Client(base_url=registry.gateway_url, timeout=30.0, trust_env=False) as http:
                 barrier.wait(timeout=30)
-                answers[i] = http.post("/internal/workers/register", json=body)
+                answers[i] = http.post("/internal/workers/register", json=body, headers=JOIN)
         except BaseException as exc:
             answers[i] = exc
 

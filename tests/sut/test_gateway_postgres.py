@@ -104,10 +104,10 @@ def test_unreachable_postgres_is_a_one_line_startup_error(tmp_path: Path) -> Non
         port=free_port(),
         data_dir=tmp_path,
         artifact_root=tmp_path,
-        admin_token="x",
         db=f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
     )
-    done = subprocess.run(argv, capture_output=True, timeout=60)
+    env = {**os.environ, **launcher.service_env(admin_token="x", join_token="j")}
+    done = subprocess.run(argv, capture_output=True, timeout=60, env=env)
     assert done.returncode != 0
     err = done.stderr.decode()
     assert "cannot open the catalog" in err and "Traceback" not in err

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_fixtures import Cluster, wait_until
+from gateway_fixtures import JOIN, Cluster, wait_until
 
 from sut.demo_models import build_demo
 
@@ -35,15 +35,34 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         c.close()
 
 
+#: worker id -> the worker token its registration answered (heartbeat and deregistration need it)
+WORKER_TOKENS: dict[str, str] = {}
+
+
 def register(c: Cluster, url: str, name: str = "t", models: list | None = None) -> httpx.Response:
-    return c.client.post(
-        c.url + "/internal/workers/register", json={"url": url, "name": name, "models": models or []}
+    answer = c.client.post(
+        c.url + "/internal/workers/register",
+        json={"url": url, "name": name, "models": models or []},
+        headers=JOIN,
     )
+    if answer.status_code == 200:
+        WORKER_TOKENS[answer.json()["id"]] = answer.json()["worker_token"]
+    return answer
+
+
+def own(worker_id: str) -> dict[str, str]:
+    """The headers of the worker itself: the join token and its own worker token."""
+    return {**JOIN, "X-Worker-Token": WORKER_TOKENS.get(worker_id, "unknown")}
 
 
 def heartbeat(c: Cluster, worker_id: str, models: list | None = None) -> httpx.Response:
     body = {"models": models or [], "memory_used": 0}
-    return c.client.post(c.url + f"/internal/workers/{worker_id}/heartbeat", json=body)
+    path = f"/internal/workers/{worker_id}/heartbeat"
+    return c.client.post(c.url + path, json=body, headers=own(worker_id))
+
+
+def deregister(c: Cluster, worker_id: str) -> httpx.Response:
+    return c.client.delete(c.url + f"/internal/workers/{worker_id}", headers=own(worker_id))
 
 
 def worker_ids(c: Cluster) -> set[str]:
@@ -108,16 +127,16 @@ def test_heartbeat_from_unknown_id_is_404(cluster: Cluster) -> None:
 
 def test_deregistration_removes_the_worker(cluster: Cluster) -> None:
     wid = register(cluster, "http://127.0.0.1:9/d").json()["id"]
-    r = cluster.client.delete(cluster.url + f"/internal/workers/{wid}")
+    r = deregister(cluster, wid)
     assert r.status_code == 200, r.text
     assert wid not in worker_ids(cluster)
-    assert cluster.client.delete(cluster.url + f"/internal/workers/{wid}").status_code == 404
+    assert deregister(cluster, wid).status_code == 404
     assert heartbeat(cluster, wid).status_code == 404
 
 
 def test_ids_are_never_reused(cluster: Cluster) -> None:
     first = register(cluster, "http://127.0.0.1:9/e").json()["id"]
-    cluster.client.delete(cluster.url + f"/internal/workers/{first}")
+    deregister(cluster, first)
     second = register(cluster, "http://127.0.0.1:9/e").json()["id"]
     assert first != second
 
@@ -129,7 +148,7 @@ def test_50_concurrent_registrations_get_50_distinct_ids(cluster: Cluster) -> No
         with httpx.Client(timeout=30.0, trust_env=False) as client:
             barrier.wait()
             body = {"url": f"http://127.0.0.1:9/many-{i}", "name": f"many-{i}", "models": []}
-            r = client.post(cluster.url + "/internal/workers/register", json=body)
+            r = client.post(cluster.url + "/internal/workers/register", json=body, headers=JOIN)
             assert r.status_code == 200, r.text
             return r.json()["id"]
 
@@ -150,13 +169,13 @@ def test_50_concurrent_registrations_get_50_distinct_ids(cluster: Cluster) -> No
     ],
 )
 def test_bad_registration_is_400_saying_what_is_wrong(cluster: Cluster, body: object, complaint: str) -> None:
-    r = cluster.client.post(cluster.url + "/internal/workers/register", json=body)
+    r = cluster.client.post(cluster.url + "/internal/workers/register", json=body, headers=JOIN)
     assert r.status_code == 400
     assert complaint in r.json()["error"]
 
 
 def test_malformed_json_registration_is_400(cluster: Cluster) -> None:
-    r = cluster.client.post(cluster.url + "/internal/workers/register", content=b"{not json")
+    r = cluster.client.post(cluster.url + "/internal/workers/register", content=b"{not json", headers=JOIN)
     assert r.status_code == 400
     assert "malformed JSON" in r.json()["error"]
 

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from gateway_fixtures import ROW, Cluster, free_port, infer_body, wait_until, worker_available
+from gateway_fixtures import JOIN, ROW, Cluster, free_port, infer_body, wait_until, worker_available
 
 from sut.demo_models import build_demo
 
@@ -143,6 +143,7 @@ def test_every_healthy_holder_is_tried_before_giving_up(tmp_path: Path) -> None:
                 answer = http.post(
                     c.url + "/internal/workers/register",
                     json={"url": dead, "name": "dead", "models": [{"name": "demo", "version": "1"}]},
+                    headers=JOIN,
                 )
                 assert answer.status_code == 200, answer.text
             statuses = [

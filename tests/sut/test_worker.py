@@ -18,6 +18,7 @@ import pytest
 
 from sut import launcher
 from sut.demo_models import build_large_model, rows_for
+from sut.token_source import write_token_file
 
 ROWS = np.array([[0.5, -1.0, 2.0, 3.5], [1.0, 2.0, 3.0, 4.0], [-2.0, 0.0, 0.25, 1.0]], dtype=np.float32)
 
@@ -423,12 +424,15 @@ def real_gateway(worker_artifacts, tmp_path):
     procs: list[subprocess.Popen] = []
     url = f"http://127.0.0.1:{port}"
     argv = launcher.gateway_command(
-        port=port, data_dir=tmp_path / "gateway", artifact_root=worker_artifacts.root, admin_token="t0ken"
+        port=port, data_dir=tmp_path / "gateway", artifact_root=worker_artifacts.root
     )
+    env = {**os.environ, **launcher.service_env(admin_token="t0ken")}
+    join_file = write_token_file(tmp_path / "secrets" / "join_token", "j0in")  # the worker reads it too
+    argv += ["--join-token-file", str(join_file)]
 
     def start() -> str:
         with (tmp_path / "gateway.log").open("ab") as log:
-            procs.append(subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True))
+            procs.append(subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True, env=env))
 
         def live() -> bool:
             try:
@@ -445,7 +449,9 @@ def real_gateway(worker_artifacts, tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
 
-    yield SimpleNamespace(start=start, stop=stop, url=url, admin={"Authorization": "Bearer t0ken"})
+    yield SimpleNamespace(
+        start=start, stop=stop, url=url, admin={"Authorization": "Bearer t0ken"}, join_file=join_file
+    )
     stop()
 
 
@@ -454,7 +460,9 @@ def test_registers_loads_assignments_heartbeats_and_deregisters(real_gateway, wo
     gw = httpx.Client(base_url=url, headers=real_gateway.admin, timeout=30.0, trust_env=False)
     created = gw.post("/admin/models/demo/versions", json={"artifact_uri": "demo/1/model.onnx"})
     assert created.status_code == 201, created.text
-    w = worker_start("--gateway", real_gateway.url, "--name", "reg-test")
+    w = worker_start(
+        "--gateway", real_gateway.url, "--name", "reg-test", "--join-token-file", str(real_gateway.join_file)
+    )
 
     def listed() -> dict | None:
         mine = [x for x in gw.get("/admin/workers").json() if x["name"] == "reg-test"]

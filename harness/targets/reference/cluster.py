@@ -16,6 +16,7 @@ from harness.backends.base import Backend, BackendError
 from harness.targets.base import TargetError
 from harness.targets.reference import services
 from harness.targets.reference.admin import GatewayAdmin, claim_registrations
+from harness.targets.reference.secrets import JOIN_TOKEN, SecretFiles
 from harness.targets.reference.spec import ClusterSpec
 from harness.waiting import ServiceExited, WaitTimeout, Watch, until
 
@@ -39,6 +40,8 @@ class ReferenceCluster:
         self._next_worker = 1
         self._worker_ids: dict[str, str] = {}  # worker name -> id at its last awaited registration
         self.startup_timings: dict[str, float] = {}  # seconds from start(): gateway live, preload, workers
+        self.secrets = SecretFiles(backend.workdir / "secrets")  # tokens as files, never on a command line
+        self._strangers = 0
 
     # -- start ---------------------------------------------------------------------------------
     def start(self, spec: ClusterSpec) -> None:
@@ -48,7 +51,8 @@ class ReferenceCluster:
             raise TargetError("ClusterSpec.artifact_root is required (build artifacts with fixtures.models)")
         self.spec = spec
         started = time.perf_counter()
-        self.backend.launch(services.gateway(spec))
+        self.secrets.write(JOIN_TOKEN, spec.join_token)
+        self.backend.launch(services.gateway(spec, self.secrets.root))
         self.admin = GatewayAdmin(self.gateway_url, spec.admin_token)
         self.startup_timings["gateway_live_s"] = time.perf_counter() - started
         for model, version, uri in spec.preload:
@@ -64,18 +68,46 @@ class ReferenceCluster:
     def gateway_url(self) -> str:
         return self.backend.url("gateway")
 
-    def add_workers(self, count: int, *, wait: bool = True, boot_timeout: float | None = None) -> list[str]:
+    def add_workers(
+        self, count: int, *, wait: bool = True, boot_timeout: float | None = None, pool: str | None = None
+    ) -> list[str]:
         """Start ``count`` workers at once; with ``wait``, until the gateway lists each holding every
         ``production`` version (a worker that cannot load one, e.g. over its memory budget, then fails
         this: pass ``wait=False`` for such scenarios). ``boot_timeout`` overrides how long each may take
-        to answer on its own port (dozens booting on a small machine take longer than one)."""
+        to answer on its own port (dozens booting on a small machine take longer than one). ``pool``: the
+        provider pool the workers join (``--pool``; None: the default pool)."""
         spec = self._started()
         names = [f"worker-{self._next_worker + i}" for i in range(count)]
         self._next_worker += count
-        self.backend.launch_all(services.worker(spec, name, startup_timeout=boot_timeout) for name in names)
+        self.backend.launch_all(
+            services.worker(spec, name, self.secrets.root, pool=pool, startup_timeout=boot_timeout)
+            for name in names
+        )
         if wait:
             self.wait_registered(names, stale_ids={})
         return names
+
+    # -- credentials ------------------------------------------------------------------------------
+    def start_stranger(self, join_token: str | None) -> str:
+        """A real worker that presents ``join_token`` (None: none) and keeps trying to register; awaited
+        live, not registered (a gateway that lets no stranger in never lists it). Its name."""
+        spec = self._started()
+        self._strangers += 1
+        name = f"stranger-{self._strangers}"
+        token_file = None
+        if join_token:
+            token_file = f"{name}.join_token"
+            self.secrets.write(token_file, join_token)
+        self.backend.launch(
+            services.worker(spec, name, self.secrets.root, token_file=token_file, kind="stranger")
+        )
+        return name
+
+    def rotate_join_token(self, token: str) -> None:
+        """Rewrite the cluster's join token file: the gateway and the workers re-read it, no restart."""
+        spec = self._started()
+        self.secrets.write(JOIN_TOKEN, token)
+        spec.join_token = token
 
     # -- lifecycle with the state it promises ----------------------------------------------------
     def restart(self, name: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import sut
 from harness.backends.base import Mount, Placement, ServiceSpec
 from harness.docker_images import DOCKER_DIR, ImageRecipe
+from harness.targets.reference.secrets import CONTAINER_DIR, JOIN_TOKEN
 from harness.targets.reference.spec import ClusterSpec
 from sut.launcher import gateway_command, trainer_command, worker_command
 
@@ -60,9 +61,13 @@ def _env(spec: ClusterSpec, *, token: bool) -> dict[str, str]:
     return env
 
 
-def _mounts(spec: ClusterSpec, artifacts_mode: str) -> list[Mount]:
+def _mounts(spec: ClusterSpec, artifacts_mode: str, secrets: Path | None = None) -> list[Mount]:
+    """The artifacts, the patch directory if any, and the token files (re-read by the services when they
+    change, so rewriting one rotates its token), read-only."""
     assert spec.artifact_root is not None
     mounts = [Mount(Path(spec.artifact_root), ARTIFACTS, artifacts_mode)]
+    if secrets is not None:
+        mounts.append(Mount(secrets, str(CONTAINER_DIR), "ro"))
     patch = _patch_dir()
     if patch is not None:
         mounts.append(Mount(patch, PATCH_DIR, "ro"))
@@ -80,7 +85,8 @@ def _python_path(placement: Placement) -> list[str]:
     return ["env", f"PYTHONPATH={os.pathsep.join(parts)}"]
 
 
-def gateway(spec: ClusterSpec) -> ServiceSpec:
+def gateway(spec: ClusterSpec, secrets: Path) -> ServiceSpec:
+    """The gateway: the admin token in its environment, the join token in a file (``secrets``)."""
     assert spec.artifact_root is not None
     root = Path(spec.artifact_root)
 
@@ -89,7 +95,8 @@ def gateway(spec: ClusterSpec) -> ServiceSpec:
             port=p.port(),
             data_dir=Path(p.data_dir),
             artifact_root=Path(p.path(root)),
-            admin_token=None,  # SUT_ADMIN_TOKEN in the environment: kept out of `ps` output
+            join_token_file=Path(p.path(secrets / JOIN_TOKEN)),
+            join_token_overlap=spec.join_token_overlap,
             host=p.bind_host,
             db=None if spec.db == "sqlite" else spec.db,
             heartbeat_interval=spec.heartbeat_interval,
@@ -104,13 +111,24 @@ def gateway(spec: ClusterSpec) -> ServiceSpec:
         image=IMAGES["gateway"],
         ports={"http": PORTS["gateway"]},
         env=_env(spec, token=True),
-        mounts=_mounts(spec, "ro"),
+        mounts=_mounts(spec, "ro", secrets),
         data_dir=True,
     )
     return service
 
 
-def worker(spec: ClusterSpec, name: str, *, startup_timeout: float | None = None) -> ServiceSpec:
+def worker(
+    spec: ClusterSpec,
+    name: str,
+    secrets: Path,
+    *,
+    token_file: str | None = JOIN_TOKEN,
+    kind: str = "worker",
+    pool: str | None = None,
+    startup_timeout: float | None = None,
+) -> ServiceSpec:
+    """A worker presenting the join token in ``secrets/token_file`` (None: none at all). ``kind``
+    "stranger": a real worker with someone else's credential, not one of the cluster's workers."""
     assert spec.artifact_root is not None
     root = Path(spec.artifact_root)
 
@@ -123,18 +141,20 @@ def worker(spec: ClusterSpec, name: str, *, startup_timeout: float | None = None
             host=p.bind_host,
             advertise_url=p.reached_by("gateway"),
             memory_budget=spec.memory_budget,
+            join_token_file=Path(p.path(secrets / token_file)) if token_file else None,
+            pool=pool,
             python=p.python,
         )]  # fmt: skip
 
     service = ServiceSpec(
         name,
-        "worker",
+        kind,
         command,
         image=IMAGES["worker"],
         ports={"http": PORTS["worker"]},
         env=_env(spec, token=False),
-        mounts=_mounts(spec, "ro"),
-        links=("gateway",) if spec.fault_links else (),
+        mounts=_mounts(spec, "ro", secrets),
+        links=("gateway",) if spec.fault_links and kind == "worker" else (),
         startup_timeout=startup_timeout,
     )
     return service
@@ -148,8 +168,7 @@ def trainer(spec: ClusterSpec) -> ServiceSpec:
         return [*_python_path(p), *trainer_command(
             port=p.port(),
             gateway_url=p.url_of("gateway"),
-            artifact_root=Path(p.path(root)),
-            admin_token=None,  # SUT_ADMIN_TOKEN in the environment
+            artifact_root=Path(p.path(root)),  # SUT_ADMIN_TOKEN in the environment
             host=p.bind_host,
             data_dir=Path(p.data_dir),
             interval=options.interval,

@@ -26,6 +26,10 @@ class ClusterSpec:
     heartbeat_interval: float = 1.0
     upstream_timeout: float = 5.0
     admin_token: str = "test-admin-token"
+    # the workers' credential (a file each service reads); rewriting it rotates it, and the gateway
+    # accepts the previous one for ``join_token_overlap`` seconds more
+    join_token: str = "test-join-token"
+    join_token_overlap: float = 30.0
     memory_budget: int = 0  # bytes per worker; 0 = unlimited
     db: str = "sqlite"  # "sqlite" or a postgresql:// DSN
     artifact_root: Path | None = None  # host directory with model artifacts (see fixtures.models)
