@@ -21,9 +21,9 @@ import parse
 
 from fixtures.data import baseline, drifted
 from harness import trace
-from harness.drivers.traffic import TrafficDriver, TrafficReport
 from harness.steps_registry import given, parse_type, then, when
 from harness.targets.reference import TrainerSpec
+from harness.targets.reference.traffic import TrafficDriver, TrafficReport
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps.cluster import start_cluster

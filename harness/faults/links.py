@@ -19,6 +19,7 @@ import contextlib
 
 from harness.backends.base import BackendError
 from harness.faults.proxy import FaultProxy
+from harness.processes import free_port
 
 HOST = "127.0.0.1"
 
@@ -37,7 +38,10 @@ class FaultLinks:
         if proxy is None or proxy.upstream != (HOST, target_port):
             if proxy is not None:  # same names on another port: never leave a proxy open
                 self._close(proxy)
-            proxy = FaultProxy(HOST, target_port, name=f"{source}->{target}").start()
+            # a port of its own from free_port: the kernel could otherwise hand the proxy a port just given
+            # to a service that has not bound it yet
+            listen = free_port(HOST)
+            proxy = FaultProxy(HOST, target_port, listen_port=listen, name=f"{source}->{target}").start()
             self._proxies[key] = proxy
         return proxy.url
 

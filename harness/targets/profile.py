@@ -187,8 +187,9 @@ def _model(reader: _Reader, where: str) -> tuple[ModelSpec, list[Example]]:
 
 def _tensor(reader: _Reader) -> TensorSpec:
     shape = reader.list("shape", int)
+    name, datatype = reader.string("name"), reader.string("datatype")
     try:
-        return TensorSpec(reader.string("name"), reader.string("datatype"), tuple(shape))
+        return TensorSpec(name, datatype, tuple(shape))
     except ValueError as exc:
         raise ProfileError(f"{reader.source}: {reader.where}datatype: {exc}") from None
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = ROOT / "harness"
 ALLOWED = HARNESS / "targets" / "reference"
@@ -74,10 +72,6 @@ def _project_module_file(module: str) -> Path | None:
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="harness/drivers/traffic.py:21 imports fixtures.data, whose line 11 imports sut.demo_models",
-)
 def test_nothing_outside_the_reference_target_reaches_sut_through_the_projects_own_modules() -> None:
     """Through ``fixtures`` (or any other package of this project), one level deep: a harness module that
     imports a project module importing ``sut`` needs the reference cluster installed all the same."""

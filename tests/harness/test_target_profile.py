@@ -321,20 +321,7 @@ BAD: dict[str, tuple[str, str, str]] = {
 }
 
 
-# harness/targets/profile.py:183 reads the tensor's name inside the ``except ValueError`` meant for the
-# datatype, and ProfileError is a ValueError: the message names the file twice and the wrong key first.
-KNOWN_BUGS = {
-    "tensor without a name": "profile._tensor wraps its own ProfileError (file named twice, key 'datatype')"
-}
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[c])) if c in KNOWN_BUGS else c
-        for c in sorted(BAD)
-    ],
-)
+@pytest.mark.parametrize("case", sorted(BAD))
 def test_a_bad_profile_is_one_line_naming_the_file_and_the_key(
     case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

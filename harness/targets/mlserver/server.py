@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from harness import docker_cleanup
+from harness import docker_cleanup, docker_images
 from harness.processes import ManagedProcess, free_port, spawn
 from harness.targets.mlserver import env, image
 from harness.targets.mlserver.repository import ServerSettings, write_server_settings
@@ -199,7 +199,7 @@ def start_container(
 
     client = docker.from_env(timeout=60)
     docker_cleanup.reap_leftovers(client)
-    tag = image.ensure_image(client=client, echo=echo).tag
+    tag = docker_images.ensure_image(image.recipe(), client=client).tag
     extra = {} if parallel_workers is None else {"parallel_workers": parallel_workers}
     settings = ServerSettings(
         http_port=image.HTTP_PORT, grpc_port=image.GRPC_PORT, metrics_port=image.METRICS_PORT,

@@ -41,7 +41,9 @@ class ReferenceTarget(Target):
 
     @property
     def artifact_root(self) -> Path:
-        return self.world.workdir / "artifacts"
+        """Where the scenario's artifacts are built (the started cluster's own root, once it runs)."""
+        started = self.cluster.spec.artifact_root if self.cluster.spec is not None else None
+        return Path(started) if started is not None else self.world.workdir / "artifacts"
 
     # -- models --------------------------------------------------------------------------------
     def model(self, name: str) -> ModelSpec:
