@@ -133,6 +133,7 @@ class Summary:
     reads: list[tuple[str, int]] = field(default_factory=list)
     returns: Taint = EMPTY
     asserts: int = 0
+    returned_class: tuple[ast.ClassDef, ModuleInfo] | None = None  # ``return Host()``: an instance
 
     def write(self, slot: str, value: Taint) -> None:
         self.writes.setdefault(slot, []).append(value)
@@ -161,6 +162,8 @@ class SuiteFacts:
     )
     target_fixtures: dict[str, list[StepFunction]] = field(default_factory=dict)
     hooks: list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, ModuleInfo]] = field(default_factory=list)
+    #: fixtures whose value is an instance of a test-code class (a Host, a Page): methods are followed
+    fixture_classes: dict[str, tuple[ast.ClassDef, ModuleInfo]] = field(default_factory=dict)
     #: behave's context.execute_steps("...") → the definitions those step lines run
     run_steps: Callable[[str], list[StepFunction]] | None = None
     _globals: dict[str, set[str]] = field(default_factory=dict)
@@ -185,6 +188,19 @@ def _chain(node: ast.AST) -> tuple[ast.AST, list[str]]:
         attrs.append(node.attr)
         node = node.value
     return node, list(reversed(attrs))
+
+
+def _method(cls: ast.ClassDef, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    return next(
+        (n for n in cls.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == name),
+        None,
+    )
+
+
+def _strip_subscript(node: ast.AST) -> ast.AST:
+    while isinstance(node, ast.Subscript):
+        node = node.value
+    return node
 
 
 def _root(node: ast.AST) -> tuple[ast.AST, str | None]:
@@ -221,6 +237,11 @@ class Analyzer:
         self.global_names: set[str] = set()
         self.summary = Summary()
         self.stack = stack
+        #: imports inside the function body (``import http.client`` in a fixture)
+        self.imports: dict[str, str] = dict(module.imports)
+        #: locals holding an instance of a class of the test code: its methods are followed
+        self.instances: dict[str, tuple[ast.ClassDef, ModuleInfo]] = {}
+        self._constructed: tuple[ast.ClassDef, ModuleInfo] | None = None
 
     # -- helpers -------------------------------------------------------------------------------
     def _evidence(self, rule: str, detail: str, node: ast.AST, cond: Taint = REAL) -> None:
@@ -233,7 +254,7 @@ class Analyzer:
     def _slot_read(self, slot: str, label: str, node: ast.AST) -> Taint:
         self.summary.reads.append((slot, getattr(node, "lineno", 0)))
         cond = frozenset({f"s:{slot}"})
-        rule = "real.fixture" if slot.startswith("fx:") else "real.state"
+        rule = "real.fixture" if slot.startswith("fx:") and not slot.endswith(".*") else "real.state"
         self._evidence(rule, f"reads {label}", node, cond)
         return cond
 
@@ -284,7 +305,7 @@ class Analyzer:
             return self._fixture(name, node)
         if name in self.global_names or name in self.facts.module_globals(self.module):
             return self._global(self.module, name, node)
-        qual = self.module.imports.get(name)
+        qual = self.imports.get(name)
         if qual:
             module_name, _, attr = qual.rpartition(".")
             owner = self.facts.modules.get(module_name)
@@ -293,11 +314,14 @@ class Analyzer:
         return EMPTY
 
     def _fixture(self, name: str, node: ast.AST) -> Taint:
+        """A fixture's value: the fixture itself and what steps put into it (``ctx["x"] = ...``)."""
         extra = EMPTY
         if name not in self.facts.fixtures and name not in self.facts.target_fixtures:
             effect = self.rules.fixture(name).effect
             extra = frozenset({M}) if effect == "mock" else frozenset({P}) if effect == "path" else EMPTY
-        return self._slot_read(f"fx:{name}", f"fixture {name}", node) | extra
+        value = self._slot_read(f"fx:{name}", f"fixture {name}", node)
+        value |= self._slot_read(f"fx:{name}.*", f"what steps stored in fixture {name}", node)
+        return value | extra
 
     def _global(self, module: ModuleInfo, name: str, node: ast.AST) -> Taint:
         return self._slot_read(f"g:{module.module_name}.{name}", f"module state {name}", node)
@@ -310,8 +334,7 @@ class Analyzer:
             if root.id in self.world:
                 return self._world_read(root.id, first, node)
             if root.id in self.fixtures:
-                base = self._fixture(root.id, root)
-                return base | self._slot_read(f"fx:{root.id}.{first}", ast.unparse(node), node)
+                return self._fixture(root.id, root)
         return self.taint(node.value)
 
     @staticmethod
@@ -323,6 +346,8 @@ class Analyzer:
     def _world_read(self, root: str, attr: str, node: ast.AST) -> Taint:
         if attr == "[]":
             return EMPTY
+        if self.facts.runner == "behave" and attr in self.rules.captured:
+            return self._slot_read(self._world_slot(attr), f"{root}.{attr} (what the run printed)", node)
         if self.facts.runner == "behave" and attr in self.rules.context_input:
             self._note("inert.input", f"reads {root}.{attr}", node)
             return EMPTY
@@ -344,7 +369,7 @@ class Analyzer:
         if isinstance(func, ast.Name):
             return self._name_call(func, args, taints, argt, node)
         if isinstance(func, ast.Attribute):
-            qual = qualified(func, self.module.imports)
+            qual = qualified(func, self.imports)
             if qual and isinstance(root, ast.Name) and root.id not in self.locals:
                 return self._qualified_call(qual, text, args, taints, argt, node)
             return self._method_call(func, text, argt, node)
@@ -362,6 +387,14 @@ class Analyzer:
 
     def _method_call(self, func: ast.Attribute, text: str, argt: Taint, node: ast.Call) -> Taint:
         method = func.attr
+        if isinstance(func.value, ast.Name) and func.value.id in self.instances:
+            cls, owner = self.instances[func.value.id]
+            target = _method(cls, method)
+            if target is not None:
+                _, taints = self._args(node)
+                return self._helper(target, owner, node, text, taints, bound=True) | self.locals.get(
+                    func.value.id, EMPTY
+                )
         target_root, _ = _root(func.value)
         base = self.taint(func.value)
         if method in MUTATORS and isinstance(target_root, ast.Name) and self._store(func.value, argt, node):
@@ -372,7 +405,7 @@ class Analyzer:
         if M in base:
             self._note("mock.library", f"drives a mock ({text}())", node)
             return base | argt
-        if not real_atoms(base) and method in LOG_METHODS:
+        if method in LOG_METHODS and R not in base:
             self._note("output.log", f"logs ({text}())", node)
             return EMPTY
         self._real_call(base, text, node)
@@ -389,8 +422,7 @@ class Analyzer:
             self._note("inert.state", f"sets {name}.{first}", node)
             return True
         if name in self.fixtures:
-            slot = f"fx:{name}.{first}" if first else f"fx:{name}"
-            self.summary.write(slot, value)
+            self.summary.write(f"fx:{name}.*", value)
             self._note("inert.state", f"sets {ast.unparse(target)} (fixture {name})", node)
             return True
         if name in self.locals:
@@ -399,6 +431,23 @@ class Analyzer:
         if name in self.global_names or name in self.facts.module_globals(self.module):
             self.summary.write(f"g:{self.module.module_name}.{name}", value)
             self._note("inert.state", f"keeps module state {name}", node)
+            return True
+        qual = qualified(
+            target if isinstance(target, ast.Attribute) else _strip_subscript(target), self.imports
+        )
+        if qual:
+            rule = next(
+                (
+                    r
+                    for prefix, r in self.rules.writes.items()
+                    if qual == prefix or qual.startswith(prefix + ".")
+                ),
+                None,
+            )
+            if rule is not None:
+                self._evidence(rule, f"sets {ast.unparse(target)}", node)
+            else:
+                self._note("inert.state", f"changes a library's module state ({ast.unparse(target)})", node)
             return True
         return False
 
@@ -421,6 +470,9 @@ class Analyzer:
                 return REAL
             cond = self._slot_read(self._world_slot(attr), f"{root}.{attr}", node)
             return cond | argt
+        if behave and attr in self.rules.captured and chain[-1] in self.rules.captured_inert_methods:
+            self._note("inert.state", f"resets {root}.{attr} ({text}())", node)
+            return EMPTY
         if behave and attr in self.rules.context_input:
             if chain[-1] == "skip":
                 self._note("pending.marker", f"skips ({text}())", node)
@@ -459,8 +511,8 @@ class Analyzer:
         if name in self.module.functions:
             return self._helper(self.module.functions[name], self.module, node, name, taints)
         if name in self.module.classes:
-            return argt
-        qual = self.module.imports.get(name)
+            return self._construct(self.module.classes[name], self.module, node, name, taints, argt)
+        qual = self.imports.get(name)
         if qual is None:
             for star in self.module.star_imports:
                 owner = self.facts.modules.get(star)
@@ -495,7 +547,7 @@ class Analyzer:
         self, qual: str, text: str, args: list[ast.expr], taints: list[Taint], argt: Taint, node: ast.Call
     ) -> Taint:
         rule = self.rules.for_name(qual)
-        if rule is not None:
+        if rule is not None and not (rule.id == "inert.tooling" and self.facts.suite_module(qual)):
             return self._apply_rule(rule.id, text, argt, node)
         module_name, _, name = qual.rpartition(".")
         owner = self.facts.modules.get(module_name)
@@ -503,7 +555,7 @@ class Analyzer:
             if name in owner.functions:
                 return self._helper(owner.functions[name], owner, node, text, taints)
             if name in owner.classes:
-                return argt
+                return self._construct(owner.classes[name], owner, node, text, taints, argt)
             if name in self.facts.module_globals(owner):
                 base = self._global(owner, name, node)
                 self._real_call(base, text, node)
@@ -518,6 +570,23 @@ class Analyzer:
         self._evidence("real.library", f"calls {text}()", node)
         return REAL
 
+    def _construct(
+        self,
+        cls: ast.ClassDef,
+        module: ModuleInfo,
+        node: ast.Call,
+        text: str,
+        taints: list[Taint],
+        argt: Taint,
+    ) -> Taint:
+        """An instance of a test-code class: its ``__init__`` runs now, its methods when called."""
+        init = _method(cls, "__init__")
+        out = argt
+        if init is not None:
+            out |= self._helper(init, module, node, text, taints, bound=True)
+        self._constructed = (cls, module)
+        return out
+
     def _helper(
         self,
         fn: ast.FunctionDef | ast.AsyncFunctionDef,
@@ -525,10 +594,13 @@ class Analyzer:
         call: ast.Call,
         text: str,
         arg_taints: list[Taint],
+        bound: bool = False,
     ) -> Taint:
         if id(fn) in self.stack or len(self.stack) > self.MAX_STACK:
             return EMPTY
         params = [a.arg for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs]
+        if bound and params:
+            params = params[1:]  # ``self``: the instance holds test state only
         world: set[str] = set()
         values: dict[str, Taint] = dict.fromkeys(params, EMPTY)
         passed = list(zip(params, call.args, strict=False)) + [(k.arg, k.value) for k in call.keywords]
@@ -572,11 +644,27 @@ class Analyzer:
         for stmt in body:
             self._stmt(stmt)
 
+    def _returned(self, value: ast.expr | None) -> None:
+        self._constructed = None
+        self.summary.returns |= self.taint(value)
+        if self._constructed is not None and isinstance(value, ast.Call):
+            self.summary.returned_class = self._constructed
+        elif isinstance(value, ast.Name) and value.id in self.instances:
+            self.summary.returned_class = self.instances[value.id]
+
     def _stmt(self, stmt: ast.stmt) -> None:
         if isinstance(stmt, ast.Assign):
+            self._constructed = None
             value = self.taint(stmt.value)
+            constructed, self._constructed = self._constructed, None
             for target in stmt.targets:
                 self._assign(target, value)
+                if (
+                    constructed is not None
+                    and isinstance(target, ast.Name)
+                    and isinstance(stmt.value, ast.Call)
+                ):
+                    self.instances[target.id] = constructed
         elif isinstance(stmt, ast.AugAssign):
             value = self.taint(stmt.value)
             if isinstance(stmt.target, ast.Name):
@@ -592,11 +680,11 @@ class Analyzer:
         elif isinstance(stmt, ast.Expr):
             value = stmt.value
             if isinstance(value, ast.Yield | ast.YieldFrom):
-                self.summary.returns |= self.taint(value.value)
+                self._returned(value.value)
             else:
                 self.taint(value)
         elif isinstance(stmt, ast.Return):
-            self.summary.returns |= self.taint(stmt.value)
+            self._returned(stmt.value)
         elif isinstance(stmt, ast.Raise):
             self.taint(stmt.exc)
         elif isinstance(stmt, ast.If | ast.While):
@@ -614,17 +702,36 @@ class Analyzer:
                     self._assign(item.optional_vars, value)
             self.run(stmt.body)
         elif isinstance(stmt, ast.Try | ast.TryStar):
+            before = len(self.summary.evidence)
             self.run(stmt.body)
+            raised = EMPTY  # an exception the try body's real calls may raise carries real data
+            for fact in self.summary.evidence[before:]:
+                raised |= fact.cond
             for handler in stmt.handlers:
                 if handler.name:
-                    self.locals[handler.name] = EMPTY
+                    self.locals[handler.name] = raised
                 self.run(handler.body)
             self.run(stmt.orelse)
             self.run(stmt.finalbody)
         elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             before = len(self.summary.evidence)
+            for param in _param_names(stmt):  # a callback's arguments come from the code calling it back
+                self.locals[param] = REAL
             self.run(stmt.body)
             self.locals[stmt.name] = REAL if len(self.summary.evidence) > before else EMPTY
+        elif isinstance(stmt, ast.Delete):
+            for target in stmt.targets:
+                if isinstance(target, ast.Attribute | ast.Subscript):
+                    self._store(target, EMPTY, stmt)
+        elif isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                local = alias.asname or alias.name.split(".")[0]
+                self.imports[local] = alias.name if alias.asname else local
+                self.locals.pop(local, None)
+        elif isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
+            for alias in stmt.names:
+                self.imports[alias.asname or alias.name] = f"{stmt.module}.{alias.name}"
+                self.locals.pop(alias.asname or alias.name, None)
         elif isinstance(stmt, ast.Global | ast.Nonlocal):
             self.global_names.update(stmt.names)
         elif isinstance(stmt, ast.Match):
@@ -660,7 +767,9 @@ def _analyzer_for(func: StepFunction, facts: SuiteFacts) -> Analyzer:
     fields = _pattern_fields(func) | {"datatable", "docstring", "step_name", "request"}
     inputs = {p: EMPTY for p in params if p in fields}
     fixtures = {p for p in params if p not in fields}
-    return Analyzer(facts, func.module, set(), inputs, fixtures)
+    analyzer = Analyzer(facts, func.module, set(), inputs, fixtures)
+    analyzer.instances.update({p: facts.fixture_classes[p] for p in fixtures if p in facts.fixture_classes})
+    return analyzer
 
 
 def _run(analyzer: Analyzer, node: FunctionNode) -> Summary:
@@ -695,6 +804,7 @@ class Resolution:
     real: set[str] = field(default_factory=set)
     writers: dict[str, list[tuple[str, Taint]]] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)  # real slot -> harness | unknown | fixture | written
+    step_written: set[str] = field(default_factory=set)  # slots some step (or helper of one) writes
 
     def rule_for(self, fact: Fact) -> str:
         """The most telling rule for a real fact: who made the state it depends on real."""
@@ -718,13 +828,15 @@ def _default_real(slot: str, facts: SuiteFacts, written: bool) -> bool:
         attr = slot[2:]
         if facts.harness is not None and attr in facts.harness.declared:
             return True
+        if facts.runner == "behave" and attr in facts.rules.captured:
+            return True  # what the code the steps ran printed
         if facts.runner == "behave" and attr in facts.rules.context_input:
             return False
         return not written  # nobody in the test code sets it: the harness (or a library) provides it
     if slot.startswith("fx:"):
-        name = slot[3:].split(".", 1)[0]
-        if "." in slot[3:]:
-            return False  # attributes of a fixture: real through the fixture itself (see _resolve)
+        name = slot[3:]
+        if name.endswith(".*"):
+            return False  # a fixture's contents: real through the fixture itself or what is stored (_resolve)
         if name in facts.fixtures or name in facts.target_fixtures:
             return False
         return facts.rules.fixture(name).effect == "real"
@@ -745,8 +857,8 @@ def _resolve(writes: dict[str, list[tuple[str, Taint]]], facts: SuiteFacts, slot
         changed = False
         for slot in slots - res.real:
             real = any(res.holds(t) for _, t in writes.get(slot, ()))
-            if not real and slot.startswith("fx:") and "." in slot:
-                real = f"fx:{slot[3:].split('.', 1)[0]}" in res.real
+            if not real and slot.startswith("fx:") and slot.endswith(".*"):
+                real = f"fx:{slot[3:-2]}" in res.real  # what is inside a real fixture is real
             if real:
                 res.real.add(slot)
                 res.origin[slot] = "written"
@@ -761,17 +873,11 @@ def classify_all(functions: list[StepFunction], facts: SuiteFacts) -> Resolution
     writes: dict[str, list[tuple[str, Taint]]] = {}
 
     def record(who: str, summary: Summary) -> None:
+        ran = real_atoms_of(summary)  # a mock the real code calls is a spy: what it records is real
         for slot, values in summary.writes.items():
+            values[:] = [v | ran if M in v else v for v in values]
             writes.setdefault(slot, []).extend((who, v) for v in values)
 
-    for func in functions:
-        if stubs[id(func)]:
-            continue
-        summaries[id(func)] = _run(_analyzer_for(func, facts), func.node)
-        record(func.where, summaries[id(func)])
-        target = getattr(func, "target_fixture", None)
-        if target:
-            writes.setdefault(f"fx:{target}", []).append((func.where, summaries[id(func)].returns))
     for name, definitions in facts.fixtures.items():
         for fn, module in definitions:
             summary = _writer_summary(facts, fn, module, world_first=False)
@@ -779,6 +885,16 @@ def classify_all(functions: list[StepFunction], facts: SuiteFacts) -> Resolution
             writes.setdefault(f"fx:{name}", []).append(
                 (f"{module.display}:{fn.lineno}", summary.returns | real_atoms_of(summary))
             )
+            if summary.returned_class is not None:
+                facts.fixture_classes[name] = summary.returned_class
+    for func in functions:
+        if stubs[id(func)]:
+            continue
+        summary = summaries[id(func)] = func.summary = _run(_analyzer_for(func, facts), func.node)
+        target = getattr(func, "target_fixture", None)
+        if target:  # the step's return value becomes the fixture
+            summary.write(f"fx:{target}", summary.returns)
+        record(func.where, summary)
     for fn, module in facts.hooks:
         record(f"{module.display}:{fn.lineno}", _writer_summary(facts, fn, module, world_first=True))
     for module in facts.modules.values():
@@ -797,7 +913,7 @@ def classify_all(functions: list[StepFunction], facts: SuiteFacts) -> Resolution
         for fact in summary.evidence:
             slots |= {a[2:] for a in fact.cond if a.startswith("s:")}
     res = _resolve(writes, facts, slots)
-    # steps run through behave's execute_steps: real when the steps they run are
+    res.step_written = {slot for summary in summaries.values() for slot in summary.writes}
     for func in functions:
         if id(func) in summaries:
             _verdict(func, summaries[id(func)], res, facts)
@@ -840,6 +956,14 @@ def _verdict(func: StepFunction, summary: Summary, res: Resolution, facts: Suite
     func.reasons = [*hollow_reasons(func, summary, res), *func.reasons]
 
 
+def delegated(func: StepFunction) -> list[str]:
+    """The definitions (by location) a step runs through behave's ``execute_steps``."""
+    summary = func.summary
+    if summary is None:
+        return []
+    return [a[6:] for f in summary.evidence if _only_delegates(f) for a in f.cond]
+
+
 def _only_delegates(fact: Fact) -> bool:
     return bool(fact.cond) and all(a.startswith("s:def:") for a in fact.cond)
 
@@ -872,7 +996,7 @@ def hollow_reasons(func: StepFunction, summary: Summary, res: Resolution) -> lis
     )
     if sets:
         reasons.append("only sets " + ", ".join(sets))
-    reads = sorted({slot for slot, _ in summary.reads if slot not in res.real})
+    reads = sorted({slot for slot, _ in summary.reads if slot not in res.real and slot in res.step_written})
     written_here = set(summary.writes)
     own = [s for s in reads if s in written_here]
     others = [s for s in reads if s not in written_here]
@@ -904,3 +1028,55 @@ def _label(slot: str) -> str:
     if slot.startswith("g:"):
         return slot[2:]
     return slot
+
+
+# -- per scenario --------------------------------------------------------------------------------------
+def refine_by_scenario(
+    functions: list[StepFunction], res: Resolution, sequences: list[list[StepFunction]]
+) -> None:
+    """A step that is real only by reading test state: real only if, in a scenario where it runs, a step
+    before it (or a hook, fixture or the harness) put something real there.
+
+    ``world.worker_pids`` may hold real pids in one feature and numbers a When step made up in another:
+    the Then step that checks it in the second feature checks nothing. ``sequences`` are the runs: the
+    definitions each scenario runs, in order.
+    """
+    step_wheres = {f.where for f in functions}
+    standing = {slot for slot in res.real if res.origin.get(slot) != "written"}
+    for slot, writers in res.writers.items():
+        if any(who not in step_wheres and res.holds(t) for who, t in writers):
+            standing.add(slot)
+    real_writes: dict[int, set[str]] = {}
+    for func in functions:
+        summary = func.summary
+        if summary is not None:
+            real_writes[id(func)] = {s for s, ts in summary.writes.items() if any(res.holds(t) for t in ts)}
+    effective: dict[int, bool] = {}
+    for sequence in sequences:
+        filled = set(standing)
+        for func in sequence:
+            summary = func.summary
+            if summary is not None and func.verdict == IMPLEMENTED:
+                real = any(
+                    R in f.cond
+                    or _only_delegates(f)
+                    or any(a[2:] in filled for a in f.cond if a.startswith("s:"))
+                    for f in summary.evidence
+                )
+                effective[id(func)] = effective.get(id(func), False) or real
+            filled |= real_writes.get(id(func), set())
+    for func in functions:
+        if func.verdict != IMPLEMENTED or effective.get(id(func), True):
+            continue
+        summary = func.summary
+        slots = sorted({a[2:] for f in summary.evidence for a in f.cond if a.startswith("s:")})
+        func.verdict = HOLLOW
+        func.reasons = [
+            "touches nothing real in the scenarios that run it: the state it reads ("
+            + ", ".join(_label(s) for s in slots)
+            + ") only ever comes from steps that put test values there",
+            *[r for r in func.reasons if not r.startswith(("reads ", "calls "))],
+        ]
+        func.evidence = [
+            Evidence("inert.state", f"reads {_label(s)} (made up earlier in its scenarios)") for s in slots
+        ]

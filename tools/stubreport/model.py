@@ -81,6 +81,7 @@ class StepFunction:
     reasons: list[str] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     uses: list[str] = field(default_factory=list)  # feature locations that run it
+    summary: Any = None  # classify.Summary: what the body does (for the per-scenario check)
     trace_runs: int = 0
     trace_untouched: int = 0
 

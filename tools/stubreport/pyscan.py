@@ -758,7 +758,7 @@ def interesting(module: ModuleInfo) -> bool:
 
 def evaluate(module: ModuleInfo, state: ScanState, force: bool = False) -> None:
     """Run one module's top level (once; ``force``: even when it registers nothing)."""
-    key = module.module_name or module.display
+    key = f"file:{module.path.resolve()}"  # two conftest.py files share a module name, not a path
     if key in state.executed:
         return
     state.executed.add(key)

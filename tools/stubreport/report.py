@@ -52,12 +52,18 @@ class Report:
         return self.suite.functions
 
     def error_files(self) -> dict[str, list[SourceError]]:
+        """One problem per file: its first, with how many more the file has (a broken file is one)."""
         files: dict[str, list[SourceError]] = {}
         for error in self.errors:
             bucket = files.setdefault(error.path, [])
             if all((e.line, e.message) != (error.line, error.message) for e in bucket):
                 bucket.append(error)
-        return files
+        merged: dict[str, list[SourceError]] = {}
+        for path, problems in files.items():
+            first = min(problems, key=lambda e: (e.line or 10**9, e.message))
+            more = f" (+{len(problems) - 1} more in this file)" if len(problems) > 1 else ""
+            merged[path] = [SourceError(path, first.line, first.message + more)]
+        return merged
 
     def file_rows(self) -> list[dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
@@ -180,6 +186,31 @@ def _verdict(func: StepFunction) -> dict[str, Any]:
     }
 
 
+def _sequences(runner: str, runs: list[tuple[FeatureStep, list[StepFunction]]]) -> list[list[StepFunction]]:
+    """The definitions each scenario runs, in order (behave lists a Background's steps once: they are put
+    back in front of every scenario of their file)."""
+    out: list[list[StepFunction]] = []
+    backgrounds: dict[str, list[StepFunction]] = {}
+    current: list[StepFunction] = []
+    key: tuple[str, str, str] | None = None
+    last = 0
+    for step, funcs in runs:
+        if runner == "behave" and step.background:
+            backgrounds.setdefault(step.path, []).extend(funcs)
+            continue
+        here = (step.path, step.scenario, step.binding)
+        if here != key or step.line <= last:
+            if current:
+                out.append(current)
+            current = list(backgrounds.get(step.path, [])) if runner == "behave" else []
+            key = here
+        current.extend(funcs)
+        last = step.line
+    if current:
+        out.append(current)
+    return out
+
+
 def build_report(
     root: Path,
     runner: str | None = None,
@@ -188,6 +219,7 @@ def build_report(
     trace_file: Path | None = None,
 ) -> Report:
     """Read the suite under ``root`` (its settings from its own pyproject.toml, options override)."""
+    root = root.resolve()
     settings = config_mod.load(root)
     if runner:
         settings.runner = runner
@@ -208,8 +240,10 @@ def build_report(
     undefined: dict[tuple[str, int, str], Problem] = {}
     ambiguous: dict[tuple[str, int, str], Problem] = {}
     chosen: list[Any] = []
+    runs: list[tuple[FeatureStep, list[StepFunction]]] = []
     for step in suite.steps:
         result = suite.resolve(step)
+        runs.append((step, [] if result.ambiguous else result.runs))
         key = (step.path, step.line, step.text)
         for func in result.runs:
             if step.where not in func.uses:
@@ -224,6 +258,15 @@ def build_report(
         ambiguous.setdefault(
             (func.path, func.first_line, describe), Problem(step, [*earlier, func], describe)
         )
+    by_where = {f.where: f for f in suite.functions}
+    for _ in range(3):  # steps run through execute_steps are used where their caller is (nested too)
+        for func in suite.functions:
+            for where in classify.delegated(func) if func.uses else []:
+                target = by_where.get(where)
+                if target is not None and f"via {func.where}" not in target.uses:
+                    target.uses.append(f"via {func.where}")
+    if suite.classification is not None:
+        classify.refine_by_scenario(suite.functions, suite.classification, _sequences(suite.runner, runs))
     for func in suite.functions:
         if func.verdict == IMPLEMENTED and not func.uses:
             func.verdict = UNUSED

@@ -34,6 +34,9 @@ class Rules:
     context_input: frozenset[str]
     context_inert_methods: frozenset[str]
     path_io: frozenset[str]
+    captured: frozenset[str] = frozenset()
+    captured_inert_methods: frozenset[str] = frozenset()
+    writes: dict[str, str] = field(default_factory=dict)
     rust: dict[str, list[str]] = field(default_factory=dict)
     _memo: dict[str, Rule | None] = field(default_factory=dict)
 
@@ -83,7 +86,8 @@ def _base() -> dict[str, Any]:
 def load(extra: dict[str, Any] | None = None) -> Rules:
     data = _merge(_base(), extra or {})
     rules = {rid: Rule(rid, effect, text) for rid, (effect, text) in data["rules"].items()}
-    unknown = [r for r in [*data["names"].values(), *data["fixtures"].values()] if r not in rules]
+    ids = [*data["names"].values(), *data["fixtures"].values(), *data.get("writes", {}).values()]
+    unknown = [r for r in ids if r not in rules]
     if unknown:
         raise ValueError(f"rules refer to unknown rule ids: {sorted(set(unknown))}")
     return Rules(
@@ -95,5 +99,8 @@ def load(extra: dict[str, Any] | None = None) -> Rules:
         context_input=frozenset(data["behave_context"]["input"]),
         context_inert_methods=frozenset(data["behave_context"]["inert_methods"]),
         path_io=frozenset(data["path_io"]["methods"]),
+        captured=frozenset(data["behave_context"].get("captured", [])),
+        captured_inert_methods=frozenset(data["behave_context"].get("captured_inert_methods", [])),
+        writes=dict(data.get("writes", {})),
         rust={k: list(v) for k, v in data.get("rust", {}).items()},
     )

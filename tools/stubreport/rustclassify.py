@@ -40,6 +40,7 @@ class RustFacts:
     rules: Rules
     functions: dict[str, list[tuple[Any, RustModule]]] = field(default_factory=dict)
     world_methods: dict[str, tuple[Any, RustModule]] = field(default_factory=dict)
+    world_inits: list[tuple[Any, RustModule]] = field(default_factory=list)  # World::new / Default
     local_modules: set[str] = field(default_factory=set)  # first path segments of the suite's own code
     dependencies: dict[str, str] = field(default_factory=dict)  # crate -> "library" | "product"
 
@@ -378,24 +379,24 @@ def classify_all(functions: list[StepFunction], facts: RustFacts, modules: list[
         analyzer = RustAnalyzer(facts, func.module, {params[0]} if params else set())
         body = func.node.child_by_field_name("body")
         analyzer.eval(body)
-        summaries[id(func)] = analyzer.summary
+        summaries[id(func)] = func.summary = analyzer.summary
         for slot, values in analyzer.summary.writes.items():
             writes.setdefault(slot, []).extend((func.where, v) for v in values)
-    for module in modules:
-        for init in module.world_inits:
-            analyzer = RustAnalyzer(facts, module, {"self"})
-            for struct in _all(init, "field_initializer"):
-                name_node = struct.child_by_field_name("field")
-                value = analyzer.eval(struct.child_by_field_name("value"))
-                if name_node is not None:
-                    writes.setdefault(f"w.{_text(name_node)}", []).append(
-                        (f"{module.display}:{init.start_point[0] + 1}", value)
-                    )
+    for init, module in facts.world_inits:
+        analyzer = RustAnalyzer(facts, module, {"self"})
+        for struct in _all(init, "field_initializer"):  # Self { client: reqwest::Client::new(), .. }
+            name_node = struct.child_by_field_name("field")
+            value = analyzer.eval(struct.child_by_field_name("value"))
+            if name_node is not None:
+                writes.setdefault(f"w.{_text(name_node)}", []).append(
+                    (f"{module.display}:{init.start_point[0] + 1}", value)
+                )
     slots = set(writes)
     for summary in summaries.values():
         for fact in summary.evidence:
             slots |= {a[2:] for a in fact.cond if a.startswith("s:")}
     res = _resolve(writes, SuiteFacts(rules=facts.rules, runner="rust", modules={}), slots)
+    res.step_written = {slot for summary in summaries.values() for slot in summary.writes}
     from .classify import hollow_reasons
 
     for func in functions:

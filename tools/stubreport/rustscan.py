@@ -34,8 +34,7 @@ class RustModule:
     source: bytes
     tree: Any
     functions: dict[str, list[Any]] = field(default_factory=dict)  # name -> function_item nodes
-    world_methods: dict[str, Any] = field(default_factory=dict)  # impl World { fn name(&self) }
-    world_inits: list[Any] = field(default_factory=list)  # World::new/default bodies
+    impls: dict[str, dict[str, Any]] = field(default_factory=dict)  # type -> fn name -> function_item
     uses: dict[str, str] = field(default_factory=dict)  # local name -> full path (use declarations)
 
     @property
@@ -109,6 +108,16 @@ def _attribute(node: Any, module: RustModule) -> tuple[str, str, str | None] | N
         parts = parts[2:]
     text = decode_string(parts[0], module) if parts else None
     return name, kind, text
+
+
+def world_type(node: Any, module: RustModule) -> str | None:
+    """The type of a step function's first parameter (``world: &mut BddWorld`` -> ``BddWorld``)."""
+    params = node.child_by_field_name("parameters")
+    first = next((c for c in params.named_children if c.type == "parameter"), None) if params else None
+    type_node = first.child_by_field_name("type") if first is not None else None
+    if type_node is None:
+        return None
+    return re.sub(r"^&\s*(mut\s+)?", "", module.text(type_node)).split("::")[-1].split("<")[0].strip()
 
 
 def _params(node: Any, module: RustModule) -> list[str]:
@@ -204,11 +213,9 @@ def collect(module: RustModule, out: RustScan, order: list[int]) -> None:
         name_node = node.child_by_field_name("name")
         name = module.text(name_node) if name_node is not None else "?"
         registrations = [(a, r) for a in attributes if (r := _attribute(a, module)) is not None]
-        if impl_of in ("World",) or (impl_of or "").endswith(" for World"):
-            if name in ("new", "default"):
-                module.world_inits.append(node)
-            else:
-                module.world_methods[name] = node
+        if impl_of is not None:
+            owner = impl_of.split(" for ")[-1].split("<")[0].strip()
+            module.impls.setdefault(owner, {})[name] = node
         if not registrations:
             module.functions.setdefault(name, []).append(node)
             return

@@ -63,7 +63,7 @@ def parse_usage(output: str) -> Counts:
             continue
         definition = _DEF.match(line)
         if definition and section in ("used", "unused"):
-            key = f"{definition.group(1)} {_unrepr(definition.group(2))} @ {definition.group(3)}"
+            key = f"{definition.group(1)} {_pattern(_unrepr(definition.group(2)))} @ {definition.group(3)}"
             counts.definitions.add(key)
             if section == "unused":
                 counts.unused.add(key)
@@ -87,15 +87,32 @@ def run_behave(suite: Path, python: str, paths: list[str]) -> Counts:
     return counts
 
 
+def _pattern(text: str | None) -> str:
+    """behave shows ``re`` patterns with the ``^...$`` its matcher adds: compare without them."""
+    text = text or ""
+    return text[1:-1] if text.startswith("^") and text.endswith("$") else text
+
+
 def ours_behave(report: Report) -> Counts:
+    """The report's model, counted as ``steps.usage`` counts: that formatter skips the steps of a Rule's
+    Background (behave runs them; the report counts them, see runners/behave.py)."""
     counts = Counts()
-    used = {(id(e.func), e.pattern.order) for e in report._chosen}
+    used: set[tuple[int, int]] = set()
+    for step in report.suite.steps:
+        if step.background and step.scenario.startswith("Rule: "):
+            continue
+        used |= {(id(e.func), e.pattern.order) for e in report.suite.resolve(step).chosen}
     for entry in report.suite.index.entries:
-        key = f"{entry.pattern.keyword} {entry.pattern.text} @ {entry.func.path}:{entry.func.first_line}"
+        where = f"{entry.func.path}:{entry.func.first_line}"
+        key = f"{entry.pattern.keyword} {_pattern(entry.pattern.text)} @ {where}"
         counts.definitions.add(key)
         if (id(entry.func), entry.pattern.order) not in used:
             counts.unused.add(key)
-    counts.undefined = {f"{p.step.where} {p.step.text}" for p in report.undefined}
+    counts.undefined = {
+        f"{p.step.where} {p.step.text}"
+        for p in report.undefined
+        if not (p.step.background and p.step.scenario.startswith("Rule: "))
+    }
     counts.ambiguous = {f"{p.step.where} {p.step.text}" for p in report.ambiguous}
     return counts
 
@@ -203,9 +220,13 @@ def run_pytest_bdd(suite: Path, python: str, args: list[str]) -> tuple[Counts, d
 
 
 def ours_pytest_bdd(report: Report) -> Counts:
+    """The report's model; step files nothing imports are left out (pytest never loads them, so the
+    runner cannot list them; the report does, as unused)."""
     counts = Counts()
     used = {id(e.func) for e in report._chosen}
     for entry in report.suite.index.entries:
+        if entry.func.path in report.suite.never_imported:
+            continue
         key = f"{entry.pattern.keyword} {entry.pattern.text} @ {entry.func.path}:{entry.func.first_line}"
         counts.definitions.add(key)
         if id(entry.func) not in used:

@@ -33,7 +33,11 @@ def walk(root: Path, suffix: str) -> list[Path]:
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
-        found.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith(suffix))
+        found.extend(
+            Path(dirpath) / f
+            for f in sorted(filenames)
+            if f.endswith(suffix) and (Path(dirpath) / f).is_file()
+        )
     return found
 
 
@@ -74,3 +78,4 @@ class Suite:
     facts: Any = None  # classify.SuiteFacts (Python suites)
     classification: Any = None  # classify.Resolution (for --explain)
     counts_as_runner: dict[str, int] = field(default_factory=dict)  # the runner's own unit of count
+    never_imported: set[str] = field(default_factory=set)  # step files nothing imports (pytest-bdd)

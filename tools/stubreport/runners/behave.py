@@ -14,7 +14,8 @@
   load); those are reported as ambiguous definitions.
 - Features are read with ``behave.parser`` itself (lower-case keywords, ``'''`` doc strings, i18n). As
   ``steps.usage`` counts them: Background steps once, every scenario's own steps (Outline rows
-  expanded), Rule Background steps included (they run).
+  expanded); and the steps of a Rule's Background, which behave runs but ``steps.usage`` forgets (the
+  one difference from that formatter: ``verify.py`` leaves them out when it compares).
 """
 
 from __future__ import annotations

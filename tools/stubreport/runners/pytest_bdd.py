@@ -272,6 +272,7 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
         return Resolution(runs=[chosen.func], matches=matches, note=note, chosen=[chosen])
 
     visible_anywhere = {ns for scope in visible.values() for ns in scope}
+    imported = _imported(scanned, loader, test_displays)
     for func in discovery.functions:
         if not any(p.namespace in visible_anywhere for p in func.patterns):
             func.reasons.append("no test module sees it (not in a conftest, a test module or a star import)")
@@ -312,6 +313,7 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
         facts=facts,
         notes=notes,
         counts_as_runner={"step definitions": len(index.entries)},
+        never_imported={m.display for m in scanned} - imported,
     )
 
 
@@ -328,6 +330,24 @@ def _read(path: Path, root: Path, errors: list[SourceError], skipped: list[str])
     steps, problems = gherkin_reader.expand_pytest_bdd(doc, name, skipped)
     errors.extend(problems)
     return steps
+
+
+def _imported(modules: list[pyscan.ModuleInfo], loader: _Loader, tests: set[str]) -> set[str]:
+    """Modules pytest imports: test modules, conftests, plugins and whatever they import."""
+    seen: set[str] = set()
+    pending = [m for m in modules if m.display in tests or m.path.name == "conftest.py"]
+    while pending:
+        module = pending.pop()
+        if module.display in seen:
+            continue
+        seen.add(module.display)
+        names = [*module.star_imports, *_plugin_names(module), *module.imports.values()]
+        for name in names:
+            for candidate in (name, name.rpartition(".")[0]):
+                target = loader.by_name.get(candidate) if candidate else None
+                if target is not None:
+                    pending.append(target)
+    return seen
 
 
 def _fixture_name(pattern: Pattern) -> str:

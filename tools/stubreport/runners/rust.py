@@ -22,7 +22,7 @@ from ..matching import Spec, StepIndex
 from ..model import FeatureStep, Pattern, SourceError
 from ..rules import Rules
 from ..rustclassify import RustFacts, classify_all
-from ..rustscan import RustModule, RustScan, collect, scan
+from ..rustscan import RustModule, RustScan, collect, scan, world_type
 from ..snippets import rust_snippet
 from .base import Resolution, Suite, display, walk
 
@@ -54,10 +54,7 @@ def crates(root: Path) -> list[Path]:
 
 
 def detect(root: Path) -> bool:
-    own = root / "Cargo.toml"
-    if own.is_file() and "cucumber" in _dependencies(_cargo(own)):
-        return True
-    return (root / "Cargo.toml").is_file() and bool(crates(root))
+    return bool(crates(root))
 
 
 def _regex(text: str) -> tuple[str, bool]:
@@ -129,8 +126,7 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
             facts.local_modules.add(path.stem)
             for fn_name, nodes in module.functions.items():
                 facts.functions.setdefault(fn_name, []).extend((n, module) for n in nodes)
-            for fn_name, node in module.world_methods.items():
-                facts.world_methods.setdefault(fn_name, (node, module))
+
         for path in walk(crate, ".feature"):
             if "target" in path.relative_to(crate).parts:
                 continue
@@ -147,6 +143,16 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
                     FeatureStep(**{**s.__dict__, "binding": name})
                     for s in gherkin_reader.expand_pickles(doc, shown)
                 )
+    worlds = {t for f in out.functions if (t := world_type(f.node, f.module))}
+    for module in modules:
+        for type_name, methods in module.impls.items():
+            if type_name not in worlds:
+                continue
+            for fn_name, node in methods.items():
+                if fn_name in ("new", "default"):
+                    facts.world_inits.append((node, module))
+                else:
+                    facts.world_methods.setdefault(fn_name, (node, module))
     registry = _registry(out.parameters)
     index = StepIndex.build(out.functions, lambda p: make_spec(p, registry))
     errors.extend(index.errors)

@@ -6,7 +6,8 @@ Feature: Churn and partitions
     And the network is stable
 
   Scenario Outline: kill workers
-    When I kill <count> workers
+    When I send 2 inference requests
+    And I kill <count> workers
     And a worker restarts
     And the worker is restarted
     And I pause the gateway
@@ -28,12 +29,11 @@ Feature: Churn and partitions
       But a placeholder logs
 
     Scenario: table and docstring
-      Given a pytest-bdd cluster of 2
+      Given the network is healthy
       And a docstring then pass
       When I send 2 inference requests
         | model | version |
         | demo  | 1       |
-      And the operator waits 1 seconds
       And 100 requests are sent over 10 seconds
       And the database is corrupted
       And a step raises not implemented
@@ -43,8 +43,6 @@ Feature: Churn and partitions
       And the swap window was recorded
       And it fakes a touch
       And a step skipped as pending
-      And the plain string step holds
-      And the tags are red, blue
       And the alpha flag is set
       And the beta flag is set
       And a typed count of 4 items
@@ -53,17 +51,18 @@ Feature: Churn and partitions
         a docstring argument
         """
 
-    Scenario: behave steps
-      Given behave has 3 things
-      When behave calls the gateway service
-      And behave is pending
-      Then behave sees the table
-        | a |
-        | b |
-
     Scenario: module state
       When I swap the model
       And I roll back the model
       And I pretend to swap
       Then the swap succeeded
       And the pretend swap worked
+
+    Scenario: what the audit is for
+      When a mock gateway answers
+      And events are appended
+      And a registry object step runs
+      Then the flag matches with hamcrest
+      And the literal [1, 2] parses
+      And a skip in the middle
+      And the docs site answers

@@ -1,13 +1,15 @@
-"""Corpus World: a few driver methods (touch a service) and bookkeeping ones (do not)."""
+"""Corpus World: drivers the harness owns (touch a service) and bookkeeping methods (do not)."""
 
 import time
 
 from harness import trace
+from harness.drivers import GatewayClient
 
 
 class World:
     def __init__(self, backend):
         self.backend = backend
+        self.gateway = GatewayClient(backend.gateway_url)
         self.marks = {}
         self.last_error = None
 
