@@ -76,7 +76,8 @@ def _pending_marker(stmt: ast.stmt, module: ModuleInfo, rules: Rules) -> str | N
     if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         func = stmt.value.func
         name = qualified(func, module.imports) or ""
-        text = ast.unparse(func)
+        root, chain = _chain(func)
+        text = _callee_text(root, chain) if isinstance(root, ast.Name) else ""
         rule = rules.for_name(name) if name else None
         pending = rule is not None and rule.effect == "pending"
         if pending or text in rules.pending_calls or text.endswith(("scenario.skip", "step.skip")):
@@ -182,6 +183,11 @@ class SuiteFacts:
 
 
 # -- the analysis --------------------------------------------------------------------------------------
+def _callee_text(root: ast.Name, chain: list[str]) -> str:
+    """``world.gateway.infer`` without ``ast.unparse`` (called for every call of every step)."""
+    return ".".join([root.id, *chain])
+
+
 def _chain(node: ast.AST) -> tuple[ast.AST, list[str]]:
     attrs: list[str] = []
     while isinstance(node, ast.Attribute):
@@ -363,7 +369,7 @@ class Analyzer:
         argt = frozenset().union(*taints) if taints else EMPTY
         func = node.func
         root, chain = _chain(func)
-        text = ast.unparse(func)
+        text = _callee_text(root, chain) if isinstance(root, ast.Name) else ast.unparse(func)
         if isinstance(root, ast.Name) and root.id in self.world and chain:
             return self._world_call(root.id, chain, argt, text, node, args)
         if isinstance(func, ast.Name):
@@ -747,11 +753,15 @@ def _param_names(node: FunctionNode) -> list[str]:
     return names + [a.arg for a in (args.vararg, args.kwarg) if a is not None]
 
 
+_PARSE_FIELD = re.compile(r"\{([A-Za-z_]\w*)")
+_REGEX_GROUP = re.compile(r"\(\?P<(\w+)>")
+
+
 def _pattern_fields(func: StepFunction) -> set[str]:
     fields: set[str] = set()
     for p in func.patterns:
         if p.text:
-            fields |= set(re.findall(r"\{([A-Za-z_]\w*)", p.text)) | set(re.findall(r"\(\?P<(\w+)>", p.text))
+            fields |= set(_PARSE_FIELD.findall(p.text)) | set(_REGEX_GROUP.findall(p.text))
         converters = getattr(func, "converters", None)
         if isinstance(converters, dict):
             fields |= {k for k in converters if isinstance(k, str)}

@@ -88,6 +88,13 @@ def _english() -> dict[str, Any]:
 
 
 @cache
+def _step_words() -> dict[str, tuple[str, str]] | None:
+    """First word + space -> (keyword, type), when every English step keyword is one word."""
+    words = {kw: (kw, kt) for kw, kt in _step_keywords()}
+    return words if all(kw.endswith(" ") and " " not in kw[:-1] for kw in words) else None
+
+
+@cache
 def _step_keywords() -> list[tuple[str, str]]:
     """(keyword, type) longest first, as gherkin-official's token matcher tries them."""
     en = _english()
@@ -155,6 +162,7 @@ def read_fast(source: str) -> Document:
     tags_pending = False
     tags: list[str] = []
     keywords = _step_keywords()
+    words = _step_words()
     for number, raw in enumerate(source.splitlines(), start=1):
         stripped = raw.strip()
         if docstring is not None:
@@ -173,6 +181,22 @@ def read_fast(source: str) -> Document:
         if stripped.startswith("@"):
             tags.extend(_tags(stripped))
             tags_pending = True
+            continue
+        if words is not None:
+            step = words.get(stripped[: stripped.find(" ") + 1]) if " " in stripped else None
+        else:
+            step = next(((kw, kt) for kw, kt in keywords if stripped.startswith(kw)), None)
+        if step is not None:
+            if (
+                tags_pending
+                or block is None
+                or state in ("examples", "examples_table")
+                or not doc.has_feature
+            ):
+                raise _Unsure
+            keyword, ktype = step
+            block.append(GStep(number, keyword, ktype, stripped[len(keyword) :].strip()))
+            state = "steps"
             continue
         head = _header(stripped)
         if head is not None:
@@ -242,14 +266,6 @@ def read_fast(source: str) -> Document:
                 raise _Unsure
             block[-1].has_docstring = True
             docstring = stripped[:3]
-            continue
-        step = next(((kw, kt) for kw, kt in keywords if stripped.startswith(kw)), None)
-        if step is not None:
-            if block is None or state in ("examples", "examples_table") or not doc.has_feature:
-                raise _Unsure
-            keyword, ktype = step
-            block.append(GStep(number, keyword, ktype, stripped[len(keyword) :].strip()))
-            state = "steps"
             continue
         # free text: a description right after a keyword line, anything else is an error
         if state in ("header", "description") or (state == "examples" and examples and not examples.header):

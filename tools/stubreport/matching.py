@@ -51,7 +51,10 @@ class Spec:
     def real(self, text: str) -> bool:
         if self._real is None:
             assert self.build is not None
-            self._real = self.build()
+            try:
+                self._real = self.build()
+            except re.error:  # a pattern the runner cannot compile matches nothing
+                self._real = _never
         return self._real(text)
 
     @property
@@ -84,6 +87,10 @@ def _noop(*_args: Any, **_kwargs: Any) -> None:
     return None
 
 
+def _never(_text: str) -> bool:
+    return False
+
+
 # -- spec builders: one per runner and parser -------------------------------------------------------
 def _parse_spec(parser: Any, check: Callable[[str], Any]) -> Spec:
     return Spec(
@@ -104,10 +111,6 @@ def pytest_bdd_spec(pattern: Pattern, types: dict[str, Callable[[str], str]]) ->
         return Spec(literal=text)
     extra = {**types, **stand_ins(pattern.extra_types)}
     if pattern.parser == "re":
-        try:
-            re.compile(text)  # pytest-bdd compiles at decoration time: a bad regex is an import error
-        except re.error as exc:
-            raise BadPattern(str(exc)) from exc
 
         def build_re() -> Matcher:
             from pytest_bdd import parsers
@@ -196,10 +199,12 @@ _GROUP_NAME = re.compile(r"\(\?P<(\w+)>")
 
 def _shortcut_ok(parts: Split) -> bool:
     """The certain split is also a valid regex: every segment compiles, no group name twice."""
-    names = [n for seg in parts.segments for n in _GROUP_NAME.findall(seg)]
-    if len(names) != len(set(names)):
-        return False
-    return all(_segment(seg, parts.flags) is not None for seg in parts.segments)
+    if parts.valid is None:
+        names = [n for seg in parts.segments for n in _GROUP_NAME.findall(seg)]
+        parts.valid = len(names) == len(set(names)) and all(
+            _segment(seg, parts.flags) is not None for seg in parts.segments
+        )
+    return parts.valid
 
 
 def decide(spec: Spec, text: str) -> bool:
@@ -246,15 +251,14 @@ def _bounded_words(literals: list[str], anchored: bool) -> list[str]:
     words: list[str] = []
     last = len(literals) - 1
     for i, literal in enumerate(literals):
-        tokens = literal.split(" ")
-        for j, token in enumerate(tokens):
-            if not token or any(c.isspace() for c in token):
-                continue
-            left = j > 0 or (i == 0 and anchored)
-            right = j < len(tokens) - 1 or (i == last and anchored)
-            if left and right:
-                words.append(token.lower())
+        tokens = literal.lower().split(" ")
+        first, final = (0 if i == 0 and anchored else 1), len(tokens) - (1 if i == last and anchored else 2)
+        words.extend(t for t in tokens[first : final + 1] if t and len(t.split()) == 1)
     return words
+
+
+def _order(entry: Entry) -> int:
+    return entry.pattern.order
 
 
 @dataclass
@@ -312,9 +316,13 @@ class StepIndex:
         found = self._memo.get(key)
         if found is None:
             candidates = list(self.always)
+            by_word = self.by_word
             for word in set(text.lower().split()):
-                candidates.extend(self.by_word.get(word, ()))
+                hit = by_word.get(word)
+                if hit:
+                    candidates.extend(hit)
             found = [e for e in candidates if accepts(kind, e.pattern) and decide(e.spec, text)]
-            found.sort(key=lambda e: e.pattern.order)
+            if len(found) > 1:
+                found.sort(key=_order)
             self._memo[key] = found
         return found

@@ -133,7 +133,7 @@ class Binding:
     line: int = 0
 
 
-@dataclass
+@dataclass(eq=False)
 class ModuleInfo:
     path: Path
     display: str

@@ -29,10 +29,20 @@ class Split:
     certain: bool  # the split decides matches (see the module doc)
     alternation: bool = False  # a top-level "|": no literal is necessary
     flags: int = 0  # inline global flags found at the start
+    valid: bool | None = None  # the segments compile and name no group twice (checked once, on use)
+
+
+#: a group without nested parentheses (what parse generates for a field): found in one regex step
+_FLAT_GROUP = re.compile(r"\((?:[^()\\\[]|\\.|\[\^?\]?(?:[^\]\\]|\\.)*\])*\)")
+#: a run of characters that stand for themselves
+_PLAIN = re.compile(r"[^\\()\[\]{}*+?|^$.]+")
 
 
 def _group_end(source: str, start: int) -> int:
     """Index just after the ``)`` closing the group opened at ``start``."""
+    flat = _FLAT_GROUP.match(source, start)
+    if flat is not None:
+        return flat.end()
     depth, i, n = 0, start, len(source)
     while i < n:
         ch = source[i]
@@ -113,6 +123,11 @@ def split(source: str) -> Split:
         end -= 1
     alternation = False
     while i < end:
+        plain = _PLAIN.match(source, i, end)
+        if plain is not None and plain.end() - i > 1:
+            # all but the last character are literal for sure (the last may carry a quantifier)
+            items.append((True, source[i : plain.end() - 1]))
+            i = plain.end() - 1
         ch = source[i]
         start = i
         literal: str | None = None

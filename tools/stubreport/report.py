@@ -12,6 +12,9 @@ load) count one each. Errors count files: a file with three problems is one unre
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,19 @@ from .runners.base import display
 
 COUNTS = ("definitions", "implemented", "stubs", "hollow", "unused", "undefined", "ambiguous", "errors")
 _FIELD = {STUB: "stubs", HOLLOW: "hollow", UNUSED: "unused", IMPLEMENTED: "implemented"}
+
+
+@contextmanager
+def quiet_gc() -> Iterator[None]:
+    """Hundreds of thousands of AST nodes and records live at once: the cyclic collector would scan them
+    again and again (half the run time on a large suite). Nothing here makes reference cycles to free."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class EmptySuite(LookupError):
@@ -84,12 +100,14 @@ class Report:
             r[_FIELD[func.verdict]] += 1
             r["verdicts"].append(_verdict(func))
         snippet = self.suite.snippet
+        snippets: dict[tuple[str, str], str] = {}  # an Outline's rows and copied steps share one
         for problem in self.undefined:
             r = row(problem.step.path, "feature")
             r["undefined"] += 1
-            r["undefined_steps"].append(
-                {**_step(problem.step), "snippet": snippet(problem.step) if snippet else ""}
-            )
+            key = (problem.step.kind, problem.step.text)
+            if key not in snippets:
+                snippets[key] = snippet(problem.step) if snippet else ""
+            r["undefined_steps"].append({**_step(problem.step), "snippet": snippets[key]})
         for problem in self.ambiguous:
             path = problem.step.path
             r = row(path, "feature" if path.endswith(".feature") else "steps")
@@ -140,6 +158,10 @@ class Report:
     _chosen: list[Any] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        with quiet_gc():
+            return self._as_dict()
+
+    def _as_dict(self) -> dict[str, Any]:
         return {
             "runner": self.suite.runner,
             "root": str(self.suite.root),
@@ -219,7 +241,17 @@ def build_report(
     trace_file: Path | None = None,
 ) -> Report:
     """Read the suite under ``root`` (its settings from its own pyproject.toml, options override)."""
-    root = root.resolve()
+    with quiet_gc():
+        return _build(root.resolve(), runner, features, steps, trace_file)
+
+
+def _build(
+    root: Path,
+    runner: str | None,
+    features: list[Path] | None,
+    steps: list[Path] | None,
+    trace_file: Path | None,
+) -> Report:
     settings = config_mod.load(root)
     if runner:
         settings.runner = runner
@@ -241,18 +273,20 @@ def build_report(
     ambiguous: dict[tuple[str, int, str], Problem] = {}
     chosen: list[Any] = []
     runs: list[tuple[FeatureStep, list[StepFunction]]] = []
+    used_at: dict[int, dict[str, None]] = {}
     for step in suite.steps:
         result = suite.resolve(step)
         runs.append((step, [] if result.ambiguous else result.runs))
         key = (step.path, step.line, step.text)
         for func in result.runs:
-            if step.where not in func.uses:
-                func.uses.append(step.where)
+            used_at.setdefault(id(func), {})[step.where] = None
         chosen.extend(result.chosen)
         if not result.runs:
             undefined.setdefault(key, Problem(step))
         elif result.ambiguous:
             ambiguous.setdefault(key, Problem(step, result.runs))
+    for func in suite.functions:
+        func.uses.extend(w for w in used_at.get(id(func), {}) if w not in func.uses)
     for func, describe, earlier in suite.definition_conflicts:
         step = FeatureStep(func.path, func.first_line, "", "", describe, "")
         ambiguous.setdefault(

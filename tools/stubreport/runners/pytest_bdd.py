@@ -20,7 +20,6 @@ import configparser
 import fnmatch
 import os
 import tomllib
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -168,11 +167,12 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
     files = [p for scope in scopes for p in walk(scope, ".py")]
     tests = [p for p in files if _is_test_module(p, root, globs)]
     conftests = [p for p in walk(root, "conftest.py")]
-    test_dirs = {p.parent for p in [*tests, *conftests]}
+    test_dirs = tuple(sorted({str(p.parent) + os.sep for p in [*tests, *conftests]}))
+    taken = {*tests, *conftests}
     support = [
         p for p in files
-        if p not in tests and p not in conftests
-        and (any(d in p.parents for d in test_dirs) or TEST_DIR_NAMES & set(p.relative_to(root).parts[:-1]))
+        if p not in taken
+        and (str(p).startswith(test_dirs) or TEST_DIR_NAMES & set(p.relative_to(root).parts[:-1]))
     ]  # fmt: skip
     discovery = pyscan.Discovery()
     state = pyscan.ScanState(scan_rules(), discovery)
@@ -240,7 +240,7 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
     for (module_display, feature), names in wanted.items():
         for step in parsed[feature] or []:
             if names is None or step.scenario in names:
-                steps.append(replace(step, binding=module_display))
+                steps.append(_bound(step, module_display))
     bound = {feature.resolve() for _, feature in wanted}
     all_features = [p for p in walk(root, ".feature")]
     unbound = [display(p, root) for p in all_features if p.resolve() not in bound]
@@ -315,6 +315,10 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
         counts_as_runner={"step definitions": len(index.entries)},
         never_imported={m.display for m in scanned} - imported,
     )
+
+
+def _bound(step: FeatureStep, module: str) -> FeatureStep:
+    return step._replace(binding=module)
 
 
 def _read(path: Path, root: Path, errors: list[SourceError], skipped: list[str]) -> list[FeatureStep] | None:

@@ -139,10 +139,7 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
             doc, problems = gherkin_reader.parse_document(source, shown)
             errors.extend(problems)
             if doc is not None:
-                steps.extend(
-                    FeatureStep(**{**s.__dict__, "binding": name})
-                    for s in gherkin_reader.expand_pickles(doc, shown)
-                )
+                steps.extend(s._replace(binding=name) for s in gherkin_reader.expand_pickles(doc, shown))
     worlds = {t for f in out.functions if (t := world_type(f.node, f.module))}
     for module in modules:
         for type_name, methods in module.impls.items():
