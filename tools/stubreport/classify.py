@@ -25,6 +25,7 @@ then overrides the static view (see :mod:`.trace`).
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,9 +36,11 @@ from .pyscan import ModuleInfo, qualified
 from .rules import Rules
 
 R, M, P = "R", "M", "P"
+_BUILTINS = frozenset(dir(builtins))
 Taint = frozenset[str]
 EMPTY: Taint = frozenset()
 REAL: Taint = frozenset({R})
+WORLD: Taint = frozenset({"W"})  # the World/context object itself (passed to a helper)
 _TODO = re.compile(r"\b(TODO|FIXME|XXX|TBD)\b")
 MUTATORS = frozenset(
     {"append", "extend", "add", "update", "insert", "setdefault", "pop", "remove", "clear", "discard",
@@ -203,6 +206,19 @@ def _method(cls: ast.ClassDef, name: str) -> ast.FunctionDef | ast.AsyncFunction
     )
 
 
+def _key(node: ast.AST) -> str:
+    """Which part of a fixture ``node`` reaches: ``[x]`` (``f["x"]``), ``.x`` (``f.x``) or ``*``."""
+    while isinstance(node, ast.Attribute | ast.Subscript) and isinstance(
+        node.value, ast.Attribute | ast.Subscript
+    ):
+        node = node.value
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        return f"[{node.slice.value}]"
+    if isinstance(node, ast.Attribute):
+        return f".{node.attr}"
+    return "*"
+
+
 def _strip_subscript(node: ast.AST) -> ast.AST:
     while isinstance(node, ast.Subscript):
         node = node.value
@@ -240,6 +256,7 @@ class Analyzer:
         self.world = world
         self.locals: dict[str, Taint] = dict(params)
         self.fixtures = fixtures  # parameters that are pytest fixtures
+        self.aliases: dict[str, str] = {}  # a helper's parameter -> the fixture the caller passed in
         self.global_names: set[str] = set()
         self.summary = Summary()
         self.stack = stack
@@ -260,7 +277,7 @@ class Analyzer:
     def _slot_read(self, slot: str, label: str, node: ast.AST) -> Taint:
         self.summary.reads.append((slot, getattr(node, "lineno", 0)))
         cond = frozenset({f"s:{slot}"})
-        rule = "real.fixture" if slot.startswith("fx:") and not slot.endswith(".*") else "real.state"
+        rule = "real.fixture" if slot.startswith("fx:") and "." not in slot[3:] else "real.state"
         self._evidence(rule, f"reads {label}", node, cond)
         return cond
 
@@ -306,7 +323,7 @@ class Analyzer:
         if name in self.locals:
             return self.locals[name]
         if name in self.world:
-            return frozenset({"W"})
+            return WORLD
         if name in self.fixtures:
             return self._fixture(name, node)
         if name in self.global_names or name in self.facts.module_globals(self.module):
@@ -319,14 +336,17 @@ class Analyzer:
                 return self._global(owner, attr, node)
         return EMPTY
 
-    def _fixture(self, name: str, node: ast.AST) -> Taint:
-        """A fixture's value: the fixture itself and what steps put into it (``ctx["x"] = ...``)."""
+    def _fixture(self, name: str, node: ast.AST, key: str = "*") -> Taint:
+        """A fixture's value: the fixture itself and what steps put into it under ``key``
+        (``ctx["x"]`` is key ``[x]``, ``ctx.x`` is ``.x``, anything else ``*``)."""
+        name = self.aliases.get(name, name)
         extra = EMPTY
         if name not in self.facts.fixtures and name not in self.facts.target_fixtures:
             effect = self.rules.fixture(name).effect
             extra = frozenset({M}) if effect == "mock" else frozenset({P}) if effect == "path" else EMPTY
         value = self._slot_read(f"fx:{name}", f"fixture {name}", node)
-        value |= self._slot_read(f"fx:{name}.*", f"what steps stored in fixture {name}", node)
+        label = f"fixture {name}{key}" if key != "*" else f"what steps stored in fixture {name}"
+        value |= self._slot_read(f"fx:{name}.{key}", label, node)
         return value | extra
 
     def _global(self, module: ModuleInfo, name: str, node: ast.AST) -> Taint:
@@ -340,7 +360,7 @@ class Analyzer:
             if root.id in self.world:
                 return self._world_read(root.id, first, node)
             if root.id in self.fixtures:
-                return self._fixture(root.id, root)
+                return self._fixture(root.id, root, _key(node))
         return self.taint(node.value)
 
     @staticmethod
@@ -362,7 +382,14 @@ class Analyzer:
     def _args(self, node: ast.Call) -> tuple[list[ast.expr], list[Taint]]:
         args = [a.value if isinstance(a, ast.Starred) else a for a in node.args]
         args += [k.value for k in node.keywords]
-        return args, [self.taint(a) for a in args]
+        return args, [self._passed(a) for a in args]
+
+    def _passed(self, arg: ast.expr) -> Taint:
+        """A fixture handed on as an argument is not read here (a helper reads what it needs of it)."""
+        if isinstance(arg, ast.Name) and arg.id in self.fixtures:
+            name = self.aliases.get(arg.id, arg.id)
+            return frozenset({f"s:fx:{name}", f"s:fx:{name}.*"})
+        return self.taint(arg)
 
     def _call(self, node: ast.Call) -> Taint:
         args, taints = self._args(node)
@@ -388,19 +415,36 @@ class Analyzer:
         if cond:
             rule = "real.fixture" if any(a.startswith("s:fx:") for a in cond) else "real.state"
             if cond == REAL:
-                rule = "real.library"
+                rule = "real.data"
             self._evidence(rule, f"calls {text}()", node, cond)
 
     def _method_call(self, func: ast.Attribute, text: str, argt: Taint, node: ast.Call) -> Taint:
         method = func.attr
+        if (
+            isinstance(func.value, ast.Name)
+            and func.value.id in self.fixtures
+            and method in ("get", "pop", "setdefault")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):  # ``ctx.get("x")`` reads what was stored under "x"
+            base = self._fixture(func.value.id, func.value, f"[{node.args[0].value}]")
+            self._real_call(base, text, node)
+            return base | argt
+        owner_class = self._class_of(func.value)
+        if owner_class is not None and (target := _method(owner_class[0], method)) is not None:
+            # ``Command.run(...)``: a classmethod or staticmethod of the test code's own classes
+            _, taints = self._args(node)
+            static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in target.decorator_list)
+            return self._helper(target, owner_class[1], node, text, taints, bound=not static)
         if isinstance(func.value, ast.Name) and func.value.id in self.instances:
             cls, owner = self.instances[func.value.id]
             target = _method(cls, method)
             if target is not None:
                 _, taints = self._args(node)
-                return self._helper(target, owner, node, text, taints, bound=True) | self.locals.get(
-                    func.value.id, EMPTY
-                )
+                returned = self._helper(target, owner, node, text, taints, bound=True)
+                base = self.taint(func.value)  # the instance itself may be a real handle too
+                self._real_call(base, text, node)
+                return returned | base
         target_root, _ = _root(func.value)
         base = self.taint(func.value)
         if method in MUTATORS and isinstance(target_root, ast.Name) and self._store(func.value, argt, node):
@@ -417,6 +461,21 @@ class Analyzer:
         self._real_call(base, text, node)
         return base | argt
 
+    def _class_of(self, node: ast.AST) -> tuple[ast.ClassDef, ModuleInfo] | None:
+        """The test-code class ``node`` names (``Command``, ``shell.Command``), if it is one."""
+        if isinstance(node, ast.Name) and node.id not in self.locals:
+            if node.id in self.module.classes:
+                return self.module.classes[node.id], self.module
+            qual = self.imports.get(node.id)
+        else:
+            qual = qualified(node, self.imports)
+        if qual:
+            module_name, _, name = qual.rpartition(".")
+            owner = self.facts.modules.get(module_name)
+            if owner is not None and name in owner.classes:
+                return owner.classes[name], owner
+        return None
+
     def _store(self, target: ast.AST, value: Taint, node: ast.AST) -> bool:
         """A mutation of a container (``x.append(v)``, ``x[k] = v``): test state gets ``value``."""
         root, first = _root(target)
@@ -428,7 +487,7 @@ class Analyzer:
             self._note("inert.state", f"sets {name}.{first}", node)
             return True
         if name in self.fixtures:
-            self.summary.write(f"fx:{name}.*", value)
+            self.summary.write(f"fx:{self.aliases.get(name, name)}.{_key(target)}", value)
             self._note("inert.state", f"sets {ast.unparse(target)} (fixture {name})", node)
             return True
         if name in self.locals:
@@ -531,8 +590,14 @@ class Analyzer:
             base = self._global(self.module, name, func)
             self._real_call(base, name, node)
             return base | argt
-        rule = self.rules.builtin(name)
-        return self._apply_rule(rule.id, name, argt, node)
+        if name in _BUILTINS:
+            return self._apply_rule(self.rules.builtin(name).id, name, argt, node)
+        if self.module.star_imports:  # from somewhere the star import brings in: not analysable here
+            self._evidence("real.library", f"calls {name}() (from a star import)", node)
+            return REAL | argt
+        # a name nothing in the module binds (a fixture module, a conftest, an app's test utilities)
+        self._evidence("real.library", f"calls {name}() (defined outside what the report reads)", node)
+        return REAL | argt
 
     def _apply_rule(self, rule_id: str, text: str, argt: Taint, node: ast.AST) -> Taint:
         rule = self.rules.rule(rule_id)
@@ -610,15 +675,20 @@ class Analyzer:
         world: set[str] = set()
         values: dict[str, Taint] = dict.fromkeys(params, EMPTY)
         passed = list(zip(params, call.args, strict=False)) + [(k.arg, k.value) for k in call.keywords]
-        for (param, _arg), taint in zip(passed, arg_taints, strict=False):
+        aliases: dict[str, str] = {}
+        for (param, arg), taint in zip(passed, arg_taints, strict=False):
             if param is None:
                 continue
-            if "W" in taint:
+            if taint == WORLD:  # the World itself, not a value that merely mixes it in
                 world.add(param)
+                values.pop(param, None)
+            elif isinstance(arg, ast.Name) and arg.id in self.fixtures:  # the fixture itself, passed on
+                aliases[param] = self.aliases.get(arg.id, arg.id)
                 values.pop(param, None)
             else:
                 values[param] = taint
-        inner = Analyzer(self.facts, module, world, values, set(), (*self.stack, id(fn)))
+        inner = Analyzer(self.facts, module, world, values, set(aliases), (*self.stack, id(fn)))
+        inner.aliases = aliases
         inner.run(fn.body)
         self.summary.merge(inner.summary, f"calls {text}()")
         return inner.summary.returns | (
@@ -845,7 +915,7 @@ def _default_real(slot: str, facts: SuiteFacts, written: bool) -> bool:
         return not written  # nobody in the test code sets it: the harness (or a library) provides it
     if slot.startswith("fx:"):
         name = slot[3:]
-        if name.endswith(".*"):
+        if "." in name:
             return False  # a fixture's contents: real through the fixture itself or what is stored (_resolve)
         if name in facts.fixtures or name in facts.target_fixtures:
             return False
@@ -853,6 +923,21 @@ def _default_real(slot: str, facts: SuiteFacts, written: bool) -> bool:
     if slot.startswith("g:"):
         return False
     return False
+
+
+def _filled(slot: str, filled: set[str]) -> bool:
+    if slot in filled:
+        return True
+    return slot.startswith("fx:") and "." in slot[3:] and _contents_real(slot, filled)
+
+
+def _contents_real(slot: str, real: set[str]) -> bool:
+    """``fx:ctx.[x]`` holds something real when the fixture itself is real, when something real was
+    stored under an unknown key (``fx:ctx.*``), or (for an unknown key read) under any key."""
+    root, _, key = slot.partition(".")
+    if root in real or f"{root}.*" in real:
+        return True
+    return key == "*" and any(s.startswith(root + ".") for s in real)
 
 
 def _resolve(writes: dict[str, list[tuple[str, Taint]]], facts: SuiteFacts, slots: set[str]) -> Resolution:
@@ -867,8 +952,8 @@ def _resolve(writes: dict[str, list[tuple[str, Taint]]], facts: SuiteFacts, slot
         changed = False
         for slot in slots - res.real:
             real = any(res.holds(t) for _, t in writes.get(slot, ()))
-            if not real and slot.startswith("fx:") and slot.endswith(".*"):
-                real = f"fx:{slot[3:-2]}" in res.real  # what is inside a real fixture is real
+            if not real and slot.startswith("fx:") and "." in slot[3:]:
+                real = _contents_real(slot, res.real)
             if real:
                 res.real.add(slot)
                 res.origin[slot] = "written"
@@ -954,6 +1039,7 @@ def _run_expr(facts: SuiteFacts, module: ModuleInfo, node: ast.AST) -> Taint:
 
 def _verdict(func: StepFunction, summary: Summary, res: Resolution, facts: SuiteFacts) -> None:
     real = [f for f in summary.evidence if res.holds(f.cond) and not _only_delegates(f)]
+    real.sort(key=lambda f: (_STRENGTH.get(f.rule, 9), f.detail.count(" which ")))
     pending_delegates = [f for f in summary.evidence if _only_delegates(f)]
     if real:
         func.verdict = IMPLEMENTED
@@ -972,6 +1058,11 @@ def delegated(func: StepFunction) -> list[str]:
     if summary is None:
         return []
     return [a[6:] for f in summary.evidence if _only_delegates(f) for a in f.cond]
+
+
+#: how telling a kind of evidence is, for the order of the reasons (direct touches first)
+_STRENGTH = {"real.io": 0, "real.product": 0, "real.harness": 0, "real.library": 1, "real.fixture": 2,
+             "real.steps": 3, "real.state": 4, "real.data": 5}  # fmt: skip
 
 
 def _only_delegates(fact: Fact) -> bool:
@@ -1034,7 +1125,7 @@ def _label(slot: str) -> str:
     if slot.startswith("w."):
         return slot[2:]
     if slot.startswith("fx:"):
-        return f"fixture {slot[3:]}"
+        return f"fixture {slot[3:].replace('.*', '').replace('.[', '[')}"
     if slot.startswith("g:"):
         return slot[2:]
     return slot
@@ -1070,7 +1161,7 @@ def refine_by_scenario(
                 real = any(
                     R in f.cond
                     or _only_delegates(f)
-                    or any(a[2:] in filled for a in f.cond if a.startswith("s:"))
+                    or any(_filled(a[2:], filled) for a in f.cond if a.startswith("s:"))
                     for f in summary.evidence
                 )
                 effective[id(func)] = effective.get(id(func), False) or real

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .classify import EMPTY, REAL, Fact, Resolution, SuiteFacts, Summary, _resolve, real_atoms
+from .classify import _STRENGTH, EMPTY, REAL, Fact, Resolution, SuiteFacts, Summary, _resolve, real_atoms
 from .model import HOLLOW, IMPLEMENTED, STUB, Evidence, StepFunction
 from .rules import Rules
 from .rustscan import RustModule, parser
@@ -43,6 +43,8 @@ class RustFacts:
     world_inits: list[tuple[Any, RustModule]] = field(default_factory=list)  # World::new / Default
     local_modules: set[str] = field(default_factory=set)  # first path segments of the suite's own code
     dependencies: dict[str, str] = field(default_factory=dict)  # crate -> "library" | "product"
+    local_types: set[str] = field(default_factory=set)  # types the suite's own code defines
+    impls: dict[str, dict[str, tuple[Any, RustModule]]] = field(default_factory=dict)  # type -> fn -> def
 
     def data(self, key: str) -> list[str]:
         return self.rules.rust.get(key, [])
@@ -211,7 +213,7 @@ class RustAnalyzer:
             return base | argt
         cond = real_atoms(base)
         if cond:
-            rule = "real.library" if cond == REAL else "real.state"
+            rule = "real.data" if cond == REAL else "real.state"
             self._evidence(rule, f"calls {_short(_text(function))}()", node, cond)
         return base | argt
 
@@ -232,11 +234,16 @@ class RustAnalyzer:
             self._evidence("real.io", f"calls {path}()", node)
             return REAL | argt
         name = segments[-1]
-        local = (
+        dependency = self.facts.dependencies.get(segments[0].replace("-", "_"))
+        local = dependency is None and (
             segments[0] in ("crate", "self", "super")
             or len(segments) == 1
             or segments[0] in self.facts.local_modules
         )
+        owner_type = segments[-2] if len(segments) > 1 else ""
+        method = self.facts.impls.get(owner_type, {}).get(name) if dependency is None else None
+        if method is not None:  # ``Registry::new()`` of a type the suite defines: followed
+            return self._helper(method[0], method[1], arg_taints, path)
         if local and name in self.facts.functions:
             fn, module = self.facts.functions[name][0]
             return self._helper(fn, module, arg_taints, path)
@@ -244,12 +251,12 @@ class RustAnalyzer:
             return argt
         if _prefix(path, self.facts.data("inert_crates")):
             return argt
-        dependency = self.facts.dependencies.get(segments[0].replace("-", "_"))
         if dependency is not None:
             rule = "real.product" if dependency == "product" else "real.library"
             self._evidence(rule, f"calls {path}()", node)
             return REAL | argt
-        if segments[0][:1].isupper() or (len(segments) > 1 and segments[-2][:1].isupper()):
+        owner_type = segments[-2] if len(segments) > 1 else segments[0]
+        if owner_type in self.facts.local_types or (segments[0] in ("Self", "crate", "self", "super")):
             return argt  # a constructor or associated function of the suite's own types
         self._evidence("real.product", f"calls {path}()", node)
         return REAL | argt
@@ -287,7 +294,7 @@ class RustAnalyzer:
         if id(fn) in self.stack or len(self.stack) > self.MAX_STACK:
             return EMPTY
         params = _param_names(fn)
-        world = {p for p, t in zip(params, taints, strict=False) if "W" in t}
+        world = {p for p, t in zip(params, taints, strict=False) if t == frozenset({"W"})}
         inner = RustAnalyzer(self.facts, module, world, (*self.stack, id(fn)))
         for param, taint in zip(params, taints, strict=False):
             if param not in world:
@@ -407,6 +414,7 @@ def classify_all(functions: list[StepFunction], facts: RustFacts, modules: list[
             continue
         summary = summaries[id(func)]
         real = [f for f in summary.evidence if res.holds(f.cond)]
+        real.sort(key=lambda f: (_STRENGTH.get(f.rule, 9), f.detail.count(" which ")))
         if real:
             func.verdict = IMPLEMENTED
             func.evidence = [Evidence(f.rule, f.detail, f.line) for f in real]

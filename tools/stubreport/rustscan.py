@@ -162,10 +162,22 @@ def _first_error(node: Any) -> Any:
 class RustScan:
     functions: list[StepFunction] = field(default_factory=list)
     parameters: dict[str, str] = field(default_factory=dict)  # custom cucumber parameter: name -> regex
+    types: set[str] = field(default_factory=set)  # struct/enum/type names the suite defines
 
 
 def collect(module: RustModule, out: RustScan, order: list[int]) -> None:
     """Step functions, helpers, World methods and custom parameters of one module."""
+
+    def uses_anywhere(node: Any) -> None:  # ``use`` inside function bodies counts too
+        for child in node.children:
+            if child.type == "use_declaration":
+                _use(child)
+            elif child.type in ("struct_item", "enum_item", "type_item", "trait_item"):
+                name = child.child_by_field_name("name")
+                if name is not None:
+                    out.types.add(module.text(name))
+            if child.child_count:
+                uses_anywhere(child)
 
     def visit(node: Any, impl_of: str | None) -> None:
         pending: list[Any] = []
@@ -179,8 +191,6 @@ def collect(module: RustModule, out: RustScan, order: list[int]) -> None:
                 _function(child, pending, impl_of)
             elif child.type in ("struct_item", "enum_item"):
                 _parameter(child, pending)
-            elif child.type == "use_declaration":
-                _use(child)
             elif child.type == "impl_item":
                 type_node = child.child_by_field_name("type")
                 trait = child.child_by_field_name("trait")
@@ -217,7 +227,8 @@ def collect(module: RustModule, out: RustScan, order: list[int]) -> None:
             owner = impl_of.split(" for ")[-1].split("<")[0].strip()
             module.impls.setdefault(owner, {})[name] = node
         if not registrations:
-            module.functions.setdefault(name, []).append(node)
+            if impl_of is None:  # free functions only: methods are found through their type
+                module.functions.setdefault(name, []).append(node)
             return
         first = min([a.start_point[0] + 1 for a, _ in registrations] + [node.start_point[0] + 1])
         func = StepFunction(
@@ -268,4 +279,5 @@ def collect(module: RustModule, out: RustScan, order: list[int]) -> None:
                     )
                     out.parameters[alias.group(1) if alias else type_name.lower()] = value
 
+    uses_anywhere(module.tree.root_node)
     visit(module.tree.root_node, None)

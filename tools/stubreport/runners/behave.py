@@ -34,7 +34,7 @@ from ..model import FeatureStep, Pattern, SourceError, StepFunction
 from ..rules import STDLIB, Rules
 from ..snippets import behave_snippet
 from .base import Resolution, Suite, display, walk
-from .pymods import installed_roots, longest_module, module_file, show
+from .pymods import by_names, installed_roots, module_file, product_module, show
 
 DECORATORS = ("given", "when", "then", "step")
 EXPORTS = [
@@ -306,8 +306,8 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
     facts = SuiteFacts(
         rules=rules,
         runner="behave",
-        modules={m.module_name: m for m in discovery.modules},
-        suite_module=lambda name: longest_module(name, suite_roots) is not None,
+        modules=by_names(discovery.modules, root),
+        suite_module=lambda name: product_module(name, suite_roots, [base]),
         hooks=hooks,
         run_steps=run_steps,
     )

@@ -7,6 +7,7 @@ import sysconfig
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from .base import display
 
@@ -19,6 +20,32 @@ def module_file(dotted: str, roots: Iterable[Path]) -> Path | None:
             if candidate.is_file():
                 return candidate
     return None
+
+
+def by_names(modules: Iterable[Any], root: Path) -> dict[str, Any]:
+    """Modules by their import name and by their dotted path from the suite root (``features.steps.core``
+    and ``core`` are the same file when behave's steps dir is on the path)."""
+    found: dict[str, Any] = {}
+    for module in modules:
+        found.setdefault(module.module_name, module)
+        try:
+            rel = module.path.resolve().relative_to(root.resolve()).with_suffix("")
+        except ValueError:
+            continue
+        parts = list(rel.parts)
+        if parts and parts[-1] == "__init__":
+            parts.pop()
+        found.setdefault(".".join(parts), module)
+    return found
+
+
+def product_module(dotted: str, roots: Iterable[Path], test_dirs: Iterable[Path]) -> bool:
+    """A module of the suite that is not test code: the product (calling it is real)."""
+    found = longest_module(dotted, roots)
+    if found is None:
+        return False
+    path = found[1].resolve()
+    return not any(path.is_relative_to(d.resolve()) for d in test_dirs)
 
 
 def longest_module(dotted: str, roots: Iterable[Path]) -> tuple[str, Path] | None:

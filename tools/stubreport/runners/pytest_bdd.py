@@ -31,7 +31,7 @@ from ..model import FeatureStep, Pattern, SourceError, StepFunction
 from ..rules import Rules
 from ..snippets import pytest_bdd_snippet
 from .base import Resolution, Suite, display, walk
-from .pymods import installed_roots, longest_module, module_file, show
+from .pymods import by_names, installed_roots, module_file, product_module, show
 
 TEST_DIR_NAMES = frozenset(
     {"tests", "test", "testing", "steps", "features", "bdd", "acceptance", "functional"}
@@ -194,6 +194,7 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
     for module in scanned:
         discovery.modules.append(module)
         pyscan.evaluate(module, state)
+    scanned_paths = [m.path for m in scanned]
     pyscan.unresolved_patterns(discovery.functions)
     errors.extend(discovery.errors)
 
@@ -288,8 +289,10 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
     facts = SuiteFacts(
         rules=rules,
         runner="pytest_bdd",
-        modules={m.module_name: m for m in scanned},
-        suite_module=lambda name: longest_module(name, loader.search) is not None,
+        modules=by_names(scanned, root),
+        suite_module=lambda name: product_module(
+            name, loader.search, sorted({p.parent for p in scanned_paths})
+        ),
         fixtures=fixtures,
         target_fixtures=targets,
     )

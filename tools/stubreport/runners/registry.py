@@ -22,7 +22,7 @@ from ..model import FeatureStep, Pattern, SourceError, StepFunction
 from ..rules import Rules
 from ..snippets import registry_snippet
 from .base import Resolution, Suite, display, skipped, walk
-from .pymods import longest_module, module_file
+from .pymods import by_names, module_file, product_module
 
 
 def scan_rules(registry: str) -> pyscan.ScanRules:
@@ -136,10 +136,10 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
     facts = SuiteFacts(
         rules=rules,
         runner="registry",
-        modules={m.module_name: m for m in discovery.modules},
+        modules=by_names(discovery.modules, root),
         harness=harness,
         harness_package=package,
-        suite_module=lambda name: longest_module(name, [root]) is not None,
+        suite_module=lambda name: product_module(name, [root], step_roots),
     )
     suite = Suite(
         runner="registry",

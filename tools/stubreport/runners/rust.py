@@ -140,6 +140,11 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
             errors.extend(problems)
             if doc is not None:
                 steps.extend(s._replace(binding=name) for s in gherkin_reader.expand_pickles(doc, shown))
+    facts.local_types = set(out.types)
+    for module in modules:
+        for type_name, methods in module.impls.items():
+            for fn_name, node in methods.items():
+                facts.impls.setdefault(type_name, {}).setdefault(fn_name, (node, module))
     worlds = {t for f in out.functions if (t := world_type(f.node, f.module))}
     for module in modules:
         for type_name, methods in module.impls.items():
