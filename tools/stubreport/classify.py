@@ -1152,20 +1152,26 @@ def refine_by_scenario(
         summary = func.summary
         if summary is not None:
             real_writes[id(func)] = {s for s, ts in summary.writes.items() if any(res.holds(t) for t in ts)}
-    effective: dict[int, bool] = {}
+    # what each implemented step needs: None when one of its facts is real whatever ran before it
+    needs: dict[int, list[list[str]] | None] = {}
+    for func in functions:
+        if func.summary is None or func.verdict != IMPLEMENTED:
+            continue
+        facts = func.summary.evidence
+        if any(R in f.cond or _only_delegates(f) for f in facts):
+            needs[id(func)] = None
+        else:
+            needs[id(func)] = [[a[2:] for a in f.cond if a.startswith("s:")] for f in facts]
+    effective: dict[int, bool] = {k: True for k, v in needs.items() if v is None}
     for sequence in sequences:
         filled = set(standing)
         for func in sequence:
-            summary = func.summary
-            if summary is not None and func.verdict == IMPLEMENTED:
-                real = any(
-                    R in f.cond
-                    or _only_delegates(f)
-                    or any(_filled(a[2:], filled) for a in f.cond if a.startswith("s:"))
-                    for f in summary.evidence
-                )
-                effective[id(func)] = effective.get(id(func), False) or real
-            filled |= real_writes.get(id(func), set())
+            key = id(func)
+            if key in needs and not effective.get(key):
+                effective[key] = any(_filled(slot, filled) for slots in needs[key] or [] for slot in slots)
+            written = real_writes.get(key)
+            if written:
+                filled |= written
     for func in functions:
         if func.verdict != IMPLEMENTED or effective.get(id(func), True):
             continue

@@ -21,6 +21,7 @@ import builtins
 import functools
 import importlib
 import itertools
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -758,7 +759,7 @@ def interesting(module: ModuleInfo) -> bool:
 
 def evaluate(module: ModuleInfo, state: ScanState, force: bool = False) -> None:
     """Run one module's top level (once; ``force``: even when it registers nothing)."""
-    key = f"file:{module.path.resolve()}"  # two conftest.py files share a module name, not a path
+    key = f"file:{os.path.abspath(module.path)}"  # two conftest.py files share a module name, not a path
     if key in state.executed:
         return
     state.executed.add(key)

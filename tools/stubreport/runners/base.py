@@ -42,6 +42,9 @@ def walk(root: Path, suffix: str) -> list[Path]:
 
 
 def display(path: Path, root: Path) -> str:
+    text, base = str(path), str(root).rstrip(os.sep) + os.sep
+    if text.startswith(base):  # the common case, without relpath's work
+        return text[len(base) :].replace(os.sep, "/")
     try:
         return Path(os.path.relpath(path, root)).as_posix() if path.is_absolute() else path.as_posix()
     except ValueError:

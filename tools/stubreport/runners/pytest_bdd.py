@@ -130,7 +130,7 @@ class _Loader:
         self.search: list[Path] = [root, root / "src"]
 
     def load(self, path: Path) -> pyscan.ModuleInfo | None:
-        key = path.resolve()
+        key = Path(os.path.abspath(path))
         if key not in self.by_path:
             loaded = pyscan.load_module(path, show(path, self.root), self.root, _module_name(path))
             if isinstance(loaded, SourceError):
@@ -225,7 +225,7 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
                 continue
             for feature in found:
                 if feature not in parsed:
-                    parsed[feature] = _read(feature, root, errors, skipped)
+                    parsed[feature] = _read(feature, root, errors, skipped, binding.module)
                 key = (binding.module, feature)
                 if binding.scenario is None:
                     wanted[key] = None
@@ -241,10 +241,10 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
     for (module_display, feature), names in wanted.items():
         for step in parsed[feature] or []:
             if names is None or step.scenario in names:
-                steps.append(_bound(step, module_display))
-    bound = {feature.resolve() for _, feature in wanted}
-    all_features = [p for p in walk(root, ".feature")]
-    unbound = [display(p, root) for p in all_features if p.resolve() not in bound]
+                # expanded for the first module that binds the feature (usually the only one)
+                steps.append(step if step.binding == module_display else _bound(step, module_display))
+    bound = {os.path.abspath(feature) for _, feature in wanted}
+    unbound = [display(p, root) for p in walk(root, ".feature") if os.path.abspath(p) not in bound]
 
     visible = _visibility(scanned, loader, test_displays, root)
     types = stand_ins(discovery.types)
@@ -324,7 +324,9 @@ def _bound(step: FeatureStep, module: str) -> FeatureStep:
     return step._replace(binding=module)
 
 
-def _read(path: Path, root: Path, errors: list[SourceError], skipped: list[str]) -> list[FeatureStep] | None:
+def _read(
+    path: Path, root: Path, errors: list[SourceError], skipped: list[str], module: str
+) -> list[FeatureStep] | None:
     name = display(path, root)
     source, problems = gherkin_reader.read_source(path, name)
     errors.extend(problems)
@@ -334,7 +336,7 @@ def _read(path: Path, root: Path, errors: list[SourceError], skipped: list[str])
     errors.extend(problems)
     if doc is None:
         return None
-    steps, problems = gherkin_reader.expand_pytest_bdd(doc, name, skipped)
+    steps, problems = gherkin_reader.expand_pytest_bdd(doc, name, skipped, module)
     errors.extend(problems)
     return steps
 
