@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -117,6 +118,10 @@ print(json.dumps({{"cold": times[0], "warm": times[1], "cold_cpu": cpu[0], "warm
 """
 
 
+#: as users run it: bytecode cached (this machine sets PYTHONDONTWRITEBYTECODE for its sessions)
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def measure(root: Path, runs: int) -> dict:
     results = []
     for _ in range(runs):
@@ -125,6 +130,7 @@ def measure(root: Path, runs: int) -> dict:
             capture_output=True,
             text=True,
             check=True,
+            env=ENV,
         )
         results.append(json.loads(out.stdout))
         started = time.perf_counter()
@@ -132,6 +138,7 @@ def measure(root: Path, runs: int) -> dict:
             [sys.executable, str(REPO / "tools" / "stub_report.py"), str(root), "--format", "json"],
             capture_output=True,
             check=False,
+            env=ENV,
         )
         results[-1]["cli"] = time.perf_counter() - started
     return {

@@ -20,6 +20,7 @@ also gives the exact error message. Both paths produce the same :class:`Document
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from dataclasses import dataclass, field
@@ -81,9 +82,10 @@ class _Unsure(Exception):
 
 @cache
 def _english() -> dict[str, Any]:
-    import gherkin
-
-    path = Path(gherkin.__file__).parent / "gherkin-languages.json"
+    """gherkin-official's own English keywords (found, not imported: its parser loads only when needed)."""
+    spec = importlib.util.find_spec("gherkin")
+    assert spec is not None and spec.origin is not None, "gherkin-official is not installed"
+    path = Path(spec.origin).parent / "gherkin-languages.json"
     return json.loads(path.read_text(encoding="utf-8"))["en"]
 
 
