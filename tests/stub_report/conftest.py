@@ -1,25 +1,34 @@
-"""Fixtures for the stub report's tests: a private copy of the corpus (plus the broken Python file)."""
+"""Fixtures for the stub report's tests: a private copy of one corpus suite per test.
+
+The corpora are suites in their own right (behave, pytest-bdd, Rust, our registry): pytest must not
+collect their test modules, and the registry's broken Python file is kept as ``.txt`` so that linters
+and collection never trip over it (it becomes ``.py`` in the copy).
+"""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 CORPUS = Path(__file__).parent / "corpus"
+collect_ignore_glob = ["corpus/*"]
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The corpus copied to a temp dir that is also the current dir (as ``tools/stub_report.py`` expects).
+def corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    """``corpus("behave")``: a copy of that corpus suite in a temp dir (the current dir is elsewhere)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the report must not depend on where it runs from
 
-    ``steps/broken_py.txt`` becomes ``steps/broken.py`` here: a real syntax error kept out of the source
-    tree so that linters and test collection never trip over it.
-    """
-    root = tmp_path / "project"
-    shutil.copytree(CORPUS, root)
-    (root / "steps" / "broken_py.txt").rename(root / "steps" / "broken.py")
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # never the user's own cache
-    return root
+    def copy(name: str) -> Path:
+        root = tmp_path / name
+        shutil.copytree(CORPUS / name, root)
+        for broken in root.rglob("*_py.txt"):
+            broken.rename(broken.with_name(broken.name.replace("_py.txt", ".py")))
+        return root
+
+    return copy

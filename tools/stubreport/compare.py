@@ -13,9 +13,37 @@ class CompareError(ValueError):
     """The previous report is not a report this tool wrote."""
 
 
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CompareError(f"{where} is {value!r}, not a number")
+    return value
+
+
+def validate(previous: Any) -> None:
+    """Refuse anything but a stub report JSON, with the first thing that is wrong."""
+    if not isinstance(previous, dict):
+        raise CompareError(f"the top level is a {type(previous).__name__}, not an object")
+    totals = previous.get("totals")
+    if not isinstance(totals, dict):
+        raise CompareError("no 'totals' object")
+    for key in FIELDS:
+        if key in totals:
+            _number(totals[key], f"totals.{key}")
+    if "percent_implemented" in totals:
+        _number(totals["percent_implemented"], "totals.percent_implemented")
+    files = previous.get("files", [])
+    if not isinstance(files, list):
+        raise CompareError("'files' is not a list")
+    for i, row in enumerate(files):
+        if not isinstance(row, dict) or not isinstance(row.get("path"), str):
+            raise CompareError(f"files[{i}] has no 'path'")
+        for key in FIELDS:
+            if key in row:
+                _number(row[key], f"files[{i}].{key}")
+
+
 def compare(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(previous, dict) or not isinstance(previous.get("totals"), dict):
-        raise CompareError("previous report has no 'totals' object")
+    validate(previous)
     before, after = previous["totals"], current["totals"]
     totals = {k: {"before": int(before.get(k, 0) or 0), "after": int(after.get(k, 0) or 0)} for k in FIELDS}
     for value in totals.values():
@@ -25,7 +53,7 @@ def compare(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]
         "after": float(after.get("percent_implemented", 0.0) or 0.0),
     }
     pct["change"] = round(pct["after"] - pct["before"], 1)
-    old_files = {f.get("path"): f for f in previous.get("files", []) if isinstance(f, dict)}
+    old_files = {f["path"]: f for f in previous.get("files", [])}
     new_files = {f["path"]: f for f in current["files"]}
     files = []
     for path in sorted(old_files.keys() | new_files.keys(), key=str):

@@ -1,4 +1,5 @@
-"""What the harness itself provides on the World, read statically from ``harness/`` (never imported).
+"""What the harness itself provides on the World, read statically from the harness's modules (never
+imported; where they are comes from the suite: see :mod:`.runners.registry`).
 
 - ``declared``: World attributes the engine owns: every ``self.X`` assigned or defined (methods,
   properties) in ``class World``, and every ``<obj>.X = ...`` written on a world/context object anywhere
@@ -17,7 +18,17 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .vocabulary import INERT_BUILTINS, inert_qualname
+from .rules import load as load_rules
+
+
+def _inert_name(qualname: str) -> bool:
+    rule = load_rules().for_name(qualname)
+    return rule is not None and rule.effect in ("inert", "output")
+
+
+def _inert_builtin(name: str) -> bool:
+    return load_rules().builtin(name).effect in ("inert", "output")
+
 
 FALLBACK_INERT_METHODS = frozenset({"mark", "window", "defer"})
 _PLAIN = (ast.Constant, ast.Dict, ast.List, ast.Set, ast.Tuple, ast.DictComp, ast.ListComp)
@@ -67,7 +78,7 @@ def _imports(tree: ast.Module) -> dict[str, str]:
 def _call_is_inert(call: ast.Call, plain: set[str], inert: set[str], imports: dict[str, str]) -> bool:
     func = call.func
     if isinstance(func, ast.Name):
-        return func.id in INERT_BUILTINS or inert_qualname(imports.get(func.id, "?"))
+        return _inert_builtin(func.id) if func.id not in imports else _inert_name(imports[func.id])
     if isinstance(func, ast.Attribute):
         base = func.value
         if isinstance(base, ast.Name) and base.id == "self":
@@ -75,7 +86,7 @@ def _call_is_inert(call: ast.Call, plain: set[str], inert: set[str], imports: di
         if isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and base.value.id == "self":
             return base.attr in plain
         if isinstance(base, ast.Name) and base.id in imports:
-            return inert_qualname(f"{imports[base.id]}.{func.attr}")
+            return _inert_name(f"{imports[base.id]}.{func.attr}")
         if isinstance(base, ast.Constant | ast.Name):
             return True  # str.join, a local list's append
     return False
@@ -100,7 +111,8 @@ def _world_inert_methods(cls: ast.ClassDef, imports: dict[str, str]) -> set[str]
     return inert
 
 
-def read_harness(root: Path) -> HarnessFacts:
+def read_harness(root: Path, world_class: str = "World") -> HarnessFacts:
+    """Facts from every module under ``root`` (``world_class`` names the World)."""
     facts = HarnessFacts()
     if not root.is_dir():
         return facts
@@ -110,7 +122,7 @@ def read_harness(root: Path) -> HarnessFacts:
         except (SyntaxError, OSError, UnicodeDecodeError, ValueError):
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef) and node.name == "World":
+            if isinstance(node, ast.ClassDef) and node.name == world_class:
                 facts.found_world = True
                 facts.inert_methods = _world_inert_methods(node, _imports(tree))
                 facts.plain = _plain_attrs(node)

@@ -23,10 +23,12 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}%"
 
 
-def _summary(t: dict[str, Any]) -> str:
+def _summary(t: dict[str, Any], runner: str = "") -> str:
+    unbound = f", {t['unbound_features']} feature files bound by no test" if t.get("unbound_features") else ""
     return (
-        f"{t['definitions']} step definitions in {t['step_files']} files, "
-        f"{t['feature_steps']} feature steps in {t['feature_files']} files\n"
+        (f"runner: {runner}\n" if runner else "")
+        + f"{t['definitions']} step definitions in {t['step_files']} files, "
+        f"{t['feature_steps']} feature steps in {t['feature_files']} files{unbound}\n"
         f"implemented {t['implemented']} ({_pct(t['percent_implemented'])})  stubs {t['stubs']}  "
         f"hollow {t['hollow']}  unused {t['unused']}  undefined {t['undefined']}  "
         f"ambiguous {t['ambiguous']}  errors {t['errors']}"
@@ -43,7 +45,7 @@ def render_json(data: dict[str, Any]) -> str:
 
 
 def render_text(data: dict[str, Any]) -> str:
-    out = ["Stub report", _summary(data["totals"]), ""]
+    out = ["Stub report", _summary(data["totals"], data.get("runner", "")), ""]
     rows = [
         r
         for r in data["files"]
@@ -86,9 +88,15 @@ def render_text(data: dict[str, Any]) -> str:
             out.extend(f"      matches {m}" for m in a["matches"])
         out.append("")
     if data["errors"]:
-        out.append(f"Unreadable files: {len(data['errors'])}")
+        out.append(f"Unreadable files: {data['totals']['errors']}")
         out.extend(f"  {e['path']}:{e['line']}: {e['message']}" for e in data["errors"])
         out.append("")
+    if data.get("unbound_features"):
+        out.append(f"Feature files no test binds: {len(data['unbound_features'])}")
+        out.extend(f"  {path}" for path in data["unbound_features"])
+        out.append("")
+    for note in data.get("notes", []):
+        out.append(f"Note: {note}")
     if data.get("trace_unmatched"):
         out.append("Trace functions matching no definition: " + ", ".join(data["trace_unmatched"]))
         out.append("")
@@ -111,7 +119,7 @@ def _compare_text(change: dict[str, Any]) -> list[str]:
 
 def render_markdown(data: dict[str, Any]) -> str:
     t = data["totals"]
-    out = ["## Stub report", "", _summary(t).replace("\n", "  \n"), ""]
+    out = ["## Stub report", "", _summary(t, data.get("runner", "")).replace("\n", "  \n"), ""]
     out.append("| file | " + " | ".join(h for h, _ in _COLUMNS) + " | impl% |")
     out.append("|---|" + "---:|" * (len(_COLUMNS) + 1))
     for r in data["files"]:
@@ -147,6 +155,8 @@ def render_markdown(data: dict[str, Any]) -> str:
             for r, a in ambiguous
         ]
         out.append("")
+    if data.get("unbound_features"):
+        out += ["### Feature files no test binds", ""] + [f"- `{p}`" for p in data["unbound_features"]] + [""]
     if data["errors"]:
         out += ["### Unreadable files", ""] + [
             f"- `{e['path']}:{e['line']}` {e['message']}" for e in data["errors"]

@@ -69,13 +69,13 @@ def _key(location: str, base: Path) -> tuple[str, int] | None:
     return os.path.normcase(os.path.realpath(full)), int(line)
 
 
-def apply_trace(
-    records: list[TraceRecord], functions: list[StepFunction], paths: dict[str, Path], base: Path
-) -> list[str]:
-    """Mark run-time hollow definitions; return trace functions that match no definition."""
+def apply_trace(records: list[TraceRecord], functions: list[StepFunction], base: Path) -> list[str]:
+    """Mark run-time hollow definitions; return trace functions that match no definition.
+
+    Relative paths in the trace are relative to the suite root ``base`` (where the harness ran)."""
     index: dict[tuple[str, int], StepFunction] = {}
     for func in functions:
-        real = os.path.normcase(os.path.realpath(paths[func.path]))
+        real = os.path.normcase(os.path.realpath(func.module.path))
         index[(real, func.first_line)] = func
         index.setdefault((real, func.line), func)
     unmatched: dict[str, None] = {}

@@ -1,0 +1,4 @@
+Feature: Login
+
+  Scenario: a user
+    Given the user alice logs in
