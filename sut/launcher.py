@@ -27,6 +27,7 @@ def gateway_command(
     heartbeat_interval: float = 1.0,
     expiry_misses: int = 3,
     upstream_timeout: float = 5.0,
+    clock_offset_s: float = 0.0,
     python: str = sys.executable,
 ) -> list[str]:
     argv = [
@@ -42,6 +43,8 @@ def gateway_command(
         argv += ["--admin-token", admin_token]
     if db:
         argv += ["--db", db]
+    if clock_offset_s:  # the time rules' clock (sut.gateway.clock); else SUT_CLOCK_OFFSET_S, else none
+        argv += ["--clock-offset", repr(float(clock_offset_s))]
     return argv
 
 

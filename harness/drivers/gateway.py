@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from harness import trace
+from harness.drivers.routing_admin import RoutingAdminMixin
 from harness.observations import Observation, Observations
 
 N_FEATURES = 4
@@ -64,7 +65,7 @@ def infer_body(rows: int = 1, request_id: str | None = None) -> dict[str, Any]:
 ROLLOUT_TIMEOUT_S = 120.0
 
 
-class GatewayClient:
+class GatewayClient(RoutingAdminMixin):  # + policies, alerts, shadow, versions, lineage, clock
     def __init__(
         self, base_url: str, *, admin_token: str, observations: Observations, timeout: float = 10.0
     ) -> None:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 import sut
 from sut.errors import ApiError, NotFound, install_error_handlers
-from sut.gateway import admin, feature_log_api
+from sut.gateway import admin, feature_log_api, routing_api
 from sut.gateway.catalog import Catalog
 from sut.gateway.catalog_store import open_store
 from sut.gateway.feature_log import FeatureLog
@@ -24,9 +24,12 @@ from sut.gateway.metrics import GatewayMetrics
 from sut.gateway.registry import Worker, WorkerRegistry, parse_models
 from sut.gateway.routing import Router
 from sut.gateway.swap import SwapCoordinator
+from sut.gateway.versioning import Versioning
 from sut.protocol import BadRequest, parse_infer_request, parse_json
 
 log = logging.getLogger("sut.gateway")
+
+VERSION_HEADER = "x-model-version"  # on every inference answer, errors included
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class GatewayConfig:
     expiry_misses: int = 3
     upstream_timeout: float = 5.0
     db_check_interval: float = 0.5  # seconds between checks of the catalog database (see catalog_recovery)
+    clock_offset_s: float = 0.0  # added to the system clock by the time rules (see sut.gateway.clock)
 
     @property
     def public_url(self) -> str:
@@ -65,6 +69,7 @@ class Gateway:
             load_timeout=max(30.0, config.upstream_timeout),
             drain_timeout=config.upstream_timeout + 1.0,
         )
+        self.versioning = Versioning(self, config.clock_offset_s)  # policies, canary, shadow, alerts
         self._background: set[asyncio.Task[None]] = set()
 
     def audit_later(self, action: str, model: str | None, details: dict[str, Any]) -> None:
@@ -93,6 +98,7 @@ class Gateway:
         for task in list(self._background):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 2.0)
+        await self.versioning.close()
         await self.router.close()
         await asyncio.to_thread(self.feature_log.close)
         self.catalog.store.close()
@@ -105,6 +111,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         expiry = asyncio.create_task(gateway.expiry_loop())
         db_watch = asyncio.create_task(gateway.catalog.guard.watch(config.db_check_interval))
+        gateway.versioning.start()
         log.info("gateway listening on %s", config.public_url)
         try:
             yield
@@ -121,6 +128,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     _add_v2_routes(app, gateway)  # first: routes are matched in order and inference is the hot path
     _add_registry_routes(app, gateway)
     app.include_router(admin.router)
+    app.include_router(routing_api.router)
     app.include_router(feature_log_api.labels_router)
     app.include_router(feature_log_api.admin_router)
 
@@ -179,15 +187,23 @@ def _add_v2_routes(app: FastAPI, gw: Gateway) -> None:
         # resolve and enter the in-flight count with no await in between: a swap that flips the
         # alias meanwhile then always sees this request when it waits for the old version to drain
         try:
-            resolved = gw.catalog.resolve(model, version)
+            choice = gw.versioning.choose(model, version)  # explicit version, else the model's policy
+            resolved = choice.version
             parsed = parse_infer_request(parse_json(body))
         except ApiError as exc:
             gw.metrics.observe(model, version or "", exc.status, 0.0)
             raise
-        upstream = await gw.router.infer(model, resolved, body)
+        named = {VERSION_HEADER: resolved}  # every answer names the version that produced it
+        try:
+            upstream = await gw.router.infer(model, resolved, body)
+        except ApiError as exc:
+            return JSONResponse({"error": exc.message}, status_code=exc.status, headers=named)
         if upstream.status == 200:  # queued only: written off the event loop in batches
             gw.feature_log.record(parsed.id, model, resolved, parsed.inputs[0].array)
-        return Response(upstream.body, status_code=upstream.status, media_type="application/json")
+        gw.versioning.answered(model, choice, body, upstream)  # a shadowed request's copy leaves now
+        return Response(
+            upstream.body, status_code=upstream.status, media_type="application/json", headers=named
+        )
 
     @app.post("/v2/models/{model}/infer")
     async def infer_default(model: str, request: Request) -> Response:

@@ -79,6 +79,8 @@ class CatalogSnapshot:
     aliases: dict[tuple[str, str], str] = field(default_factory=dict)
     alias_history: list[AliasChange] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
+    # model -> its routing configuration (policy, alert rule, pinned versions; see sut.gateway.routing_config)
+    routing: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class CatalogStore(Protocol):
@@ -88,6 +90,7 @@ class CatalogStore(Protocol):
     def add_version(self, record: VersionRecord) -> None: ...
     def set_alias(self, change: AliasChange) -> None: ...
     def add_audit(self, at: str, action: str, model: str | None, details: dict[str, Any]) -> int: ...
+    def set_routing(self, model: str, config: dict[str, Any] | None, at: str) -> None: ...
     def close(self) -> None: ...
 
     #: how a failed check is named in the log: "corrupt" (a damaged file) or "unavailable" (a lost server)
@@ -118,6 +121,8 @@ _SCHEMA = [
         to_version TEXT NOT NULL, at TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS audit (
         id {serial}, at TEXT NOT NULL, action TEXT NOT NULL, model TEXT, details TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS routing (
+        model TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at TEXT NOT NULL)""",
 ]
 
 
@@ -179,6 +184,8 @@ class _SqlStore:
             snap.alias_history.append(AliasChange(*row))
         for row in self._rows("SELECT id, at, action, model, details FROM audit ORDER BY id"):
             snap.audit.append(AuditEntry(int(row[0]), row[1], row[2], row[3], json.loads(row[4])))
+        for model, config in self._rows("SELECT model, config FROM routing"):
+            snap.routing[model] = json.loads(config)
         return snap
 
     def add_version(self, record: VersionRecord) -> None:
@@ -215,6 +222,22 @@ class _SqlStore:
                     ),
                     (change.model, change.alias, change.from_version, change.to_version, change.at),
                 )
+                self._conn.commit()
+            except Exception:
+                self._rollback()
+                raise
+
+    def set_routing(self, model: str, config: dict[str, Any] | None, at: str) -> None:
+        """Replace a model's routing configuration (None removes it)."""
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                cur.execute(self._sql("DELETE FROM routing WHERE model = ?"), (model,))
+                if config is not None:
+                    cur.execute(
+                        self._sql("INSERT INTO routing (model, config, updated_at) VALUES (?, ?, ?)"),
+                        (model, json.dumps(config, sort_keys=True), at),
+                    )
                 self._conn.commit()
             except Exception:
                 self._rollback()
@@ -272,11 +295,18 @@ class _SqlStore:
                 (e.id, e.at, e.action, e.model, json.dumps(e.details, sort_keys=True)),
             )
         self._after_explicit_ids(cur)
+        cur.execute("DELETE FROM routing")
+        for model, config in snap.routing.items():
+            cur.execute(
+                self._sql("INSERT INTO routing (model, config, updated_at) VALUES (?, ?, ?)"),
+                (model, json.dumps(config, sort_keys=True), "replayed"),
+            )
         return {
             "versions": len(missing),
             "aliases": len(snap.aliases),
             "alias_history": max(0, len(snap.alias_history) - history_before),
             "audit": len(newer),
+            "routing": len(snap.routing),
         }
 
     def _after_explicit_ids(self, cur: Any) -> None:
