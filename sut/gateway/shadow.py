@@ -67,7 +67,7 @@ class ShadowReport:
 
 
 class ShadowCopies:
-    def __init__(self, router: Router, max_in_flight: int = 64) -> None:
+    def __init__(self, router: Router, max_in_flight: int = 256) -> None:
         self.router = router
         self.max_in_flight = max_in_flight
         self.reports: dict[str, ShadowReport] = {}

@@ -138,7 +138,8 @@ def _check_finite(model: str, version: str, outputs: dict[str, Any]) -> None:
             )
 
 
-def _infer_sync(store: ModelStore, model: str, version: str | None, body: bytes) -> tuple[str, bytes]:
+def _infer_sync(store: ModelStore, model: str, version: str | None, body: bytes) -> tuple[str, bytes, float]:
+    """(version that answered, the answer, seconds still to wait before sending it)."""
     started = time.perf_counter()
     request = protocol.parse_infer_request(protocol.parse_json(body))
     with store.acquire(model, version) as lv:
@@ -152,10 +153,8 @@ def _infer_sync(store: ModelStore, model: str, version: str | None, body: bytes)
             raise BadRequest(f"model '{model}' version '{lv.version}' rejected the input: {exc}") from None
         _check_finite(model, lv.version, outputs)
         wait = lv.min_latency_s - (time.perf_counter() - started)
-        if wait > 0:
-            time.sleep(wait)
     answer = protocol.build_response(model=model, version=lv.version, request_id=request.id, outputs=outputs)
-    return lv.version, json.dumps(answer).encode()
+    return lv.version, json.dumps(answer).encode(), wait
 
 
 def _metadata(model: str, versions: list[str], lv: LoadedVersion) -> dict[str, Any]:
@@ -250,9 +249,11 @@ def create_app(config: WorkerConfig, runtime: WorkerRuntime | None = None) -> Fa
             worker.infer_started()
             try:
                 body = await request.body()
-                answered_version, payload = await in_thread(
+                answered_version, payload, wait = await in_thread(
                     worker.infer_pool, _infer_sync, store, model, version, body
                 )
+                if wait > 0:  # a model declaring a minimum latency: wait without holding a thread
+                    await asyncio.sleep(wait)
             finally:
                 worker.infer_finished()
             return Response(payload, media_type="application/json")
