@@ -403,22 +403,31 @@ def agreement_rate(world: World, model: str) -> None:
 
 
 @then(
-    "the p99 latency while shadowing stays below {ms:d} ms",
-    example="Then the p99 latency while shadowing stays below 250 ms",
+    "while shadowing the p99 latency stays below {ms:d} ms and the median at most {extra:d} ms above the "
+    "median before",
+    example="Then while shadowing the p99 latency stays below 500 ms and the median at most 50 ms above the "
+    "median before",
 )
-def p99_unchanged(world: World, ms: int) -> None:
-    """Client-side p99 of the answers while shadowing (100+ answers) within the SLO; printed beside the p99
-    before the shadow began. A shadow awaited on the client's path would add its own latency to it."""
+def latency_unchanged(world: World, ms: int, extra: int) -> None:
+    """Client-side latency of the answers while shadowing (100+ answers) against the answers before the
+    shadow began: p99 within the SLO, median hardly moved (a tail is noisy on a busy machine; a shadow
+    awaited on the client's path would move every request, hence the median). Both printed."""
     traffic(world, _model(world)).stop()
-    began = state(world).marks["policy_set"]
     before = [a.latency_s for a in answers(world, end=state(world).marks["policy_requested"]) if a.ok]
-    during = [a.latency_s for a in answers(world, start=began) if a.ok]
-    p_before = percentile(before, 0.99, min_samples=100) * 1000
-    p_during = percentile(during, 0.99, min_samples=100) * 1000
-    print(f"p99 before the shadow {p_before:.1f} ms ({len(before)} answers), "
-          f"while shadowing {p_during:.1f} ms ({len(during)} answers)")  # fmt: skip
-    assert p_during < ms, (
-        f"p99 while shadowing {p_during:.1f} ms, above the SLO of {ms} ms (before: {p_before:.1f})"
+    during = [a.latency_s for a in answers(world, start=state(world).marks["policy_set"]) if a.ok]
+    figures = {
+        name: (
+            percentile(values, 0.5, min_samples=100) * 1000,
+            percentile(values, 0.99, min_samples=100) * 1000,
+        )
+        for name, values in (("before", before), ("during", during))
+    }
+    (m0, p0), (m1, p1) = figures["before"], figures["during"]
+    print(f"latency before the shadow: median {m0:.1f} ms, p99 {p0:.1f} ms ({len(before)} answers); "
+          f"while shadowing: median {m1:.1f} ms, p99 {p1:.1f} ms ({len(during)} answers)")  # fmt: skip
+    assert figures["during"][1] < ms, f"p99 while shadowing {figures['during'][1]:.1f} ms, above {ms} ms"
+    assert figures["during"][0] <= figures["before"][0] + extra, (
+        f"the median rose from {figures['before'][0]:.1f} to {figures['during'][0]:.1f} ms while shadowing"
     )
 
 
