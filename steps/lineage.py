@@ -44,6 +44,7 @@ def try_register_child(world: World, model: str, version: str, parent: str) -> N
     example='Then the registration is refused because parent version "9" is unknown',
 )
 def refused_unknown_parent(world: World, parent: str) -> None:
+    """The registration kept by the When step was answered 404, naming the parent."""
     answer = kept_answer(world, "registration")
     assert answer.status == 404, (
         f"expected 404 for an unknown parent, the gateway answered {answer.status}: {answer.body}"
@@ -58,6 +59,7 @@ def refused_unknown_parent(world: World, parent: str) -> None:
     example='Then the catalog does not list demo version "4"',
 )
 def not_listed(world: World, model: str, version: str) -> None:
+    """The gateway's version list of the model has no such version (nothing half-registered)."""
     listed = [str(v["version"]) for v in world.gateway.versions(model)]
     assert version not in listed, f"expected no version {version!r} of {model}; the catalog lists {listed}"
 
@@ -79,6 +81,7 @@ def parent_is(world: World, model: str, version: str, parent: str) -> None:
 
 @then('{model:w} version "{version}" has no parent', example='Then demo version "1" has no parent')
 def no_parent(world: World, model: str, version: str) -> None:
+    """The lineage query names no parent and no ancestors."""
     lineage = world.gateway.lineage(model, version)
     assert lineage.get("parent") is None and lineage.get("ancestors") == [], f"expected no parent: {lineage}"
 

@@ -10,7 +10,7 @@ import time
 from harness.steps_registry import given, then, when
 from harness.world import World
 from steps._routing import answers, audit_entries, gateway_time, state, traffic, wait_until
-from steps._support import keep_answer
+from steps._support import keep_answer, kept_answer
 
 
 @given(
@@ -147,3 +147,19 @@ def rollback_because(world: World, model: str, reason: str) -> None:
     world.mark("rollback_ended")
     keep_answer(world, "rollback", answer)
     state(world).marks["rollback"] = time.time()
+
+
+@then(
+    "the {window:w} of {model:w} took less than {seconds:d} seconds",
+    example="Then the swap of demo took less than 60 seconds",
+)
+def took_less_than(world: World, window: str, model: str, seconds: int) -> None:
+    """The swap/rollback's admin call, timed by the client (and the gateway's own ``duration_s``, printed
+    beside it), was answered within ``seconds``; the seed's bounds: 60 s for a swap, 30 s for a rollback."""
+    answer = kept_answer(world, window)
+    assert answer.ok, f"the {window} of {model} did not succeed: {answer.status} {answer.error}"
+    reported = answer.body.get("duration_s") if isinstance(answer.body, dict) else None
+    print(f"{window} of {model}: {answer.latency_s:.3f} s seen by the client, {reported} s by the gateway")
+    assert answer.latency_s < seconds, (
+        f"the {window} of {model} took {answer.latency_s:.1f} s (bound {seconds} s)"
+    )

@@ -172,7 +172,7 @@ def start_canary(world: World, model: str, version: str, stages: list[float], se
 def _canary_done(world: World, model: str, status: str, timeout: float) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         policy = world.gateway.routing(model).get("policy") or {}
-        return policy if policy.get("status") != "running" else None
+        return policy if policy.get("status") != "running" and policy.get("stored", True) else None
 
     policy = wait_until(probe, timeout, interval=0.25) or world.gateway.routing(model).get("policy") or {}
     history = [(h.get("share"), h.get("verdict"), h.get("requests"), h.get("error_rate"), h.get("p99_ms"))
@@ -270,10 +270,17 @@ def canary_exposure(world: World, seconds: float) -> None:
     assert bad, (
         f"the canary {canary!r} never answered badly ({len(mine)} answers): nothing was wrong with it?"
     )
-    exposure = max(a.started for a in mine) - bad[0].ended
+    last = max(a.started for a in mine)
+    exposure = last - bad[0].ended
+    history = (world.gateway.routing(_model(world)).get("policy") or {}).get("history") or [{}]
+    judged = gateway_time(history[-1]["at"]) if history[-1].get("at") else float("nan")
     print(f"canary {canary}: first bad answer to last request it answered: {exposure:.2f} s "
-          f"({len(bad)} bad of {len(mine)} canary answers)")  # fmt: skip
+          f"({len(bad)} bad of {len(mine)} canary answers); the controller judged "
+          f"{judged - bad[0].ended:.2f} s after the first bad answer")  # fmt: skip
     assert exposure < seconds, f"the canary kept answering {exposure:.2f} s after its first bad answer"
+    assert last <= judged + 0.5, (
+        f"the canary answered a request {last - judged:.2f} s after the controller's verdict"
+    )
 
 
 @then(

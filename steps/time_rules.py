@@ -62,6 +62,7 @@ def time_rule(world: World, model: str, version: str, start: tuple, end: tuple, 
     example='Given demo is served by version "3" all day on weekends',
 )
 def all_day_rule(world: World, model: str, version: str, days: list[str]) -> None:
+    """A time rule from 00:00 to 24:00 on those days (applied by the step naming the time zone)."""
     world.gateway.live()
     _rules(world).append({"days": days, "from": "00:00", "to": "24:00", "version": version})
 

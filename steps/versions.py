@@ -97,6 +97,7 @@ def try_load(world: World, model: str, version: str) -> None:
     example='Then the load of demo version "5" is refused with 507, naming the memory budget',
 )
 def load_refused(world: World, model: str, version: str) -> None:
+    """The load tried before was answered 507, and the message names the model and the budget in bytes."""
     answer = state(world).values.get(("load", version))
     assert answer is not None, f"no load of {model} version {version!r} was tried"
     budget = str(world.spec.memory_budget if world.spec else 0)
@@ -177,9 +178,10 @@ def unload(world: World, model: str, version: str) -> None:
     'version "5"',
 )
 def rss_dropped(world: World, pct: int, version: str) -> None:
-    """RSS before minus after the unload, per worker, against the memory it reported for that version
+    """RSS before the unload minus RSS now, per worker, against the memory it reported for that version
     (and never more than twice that: something else moved). Printed per worker."""
-    unloaded, reported, before, after = state(world).values["rss_unload"]
+    unloaded, reported, before, _ = state(world).values["rss_unload"]
+    after = _rss(world)
     assert unloaded == version, f"the last unload was of version {unloaded!r}, not {version!r}"
     for name, size in reported.items():
         assert size > 0, f"{name} reported no memory for version {version!r} before the unload"
