@@ -1,7 +1,8 @@
 Feature: Canary rollout with automatic rollback
   As a release engineer I hand a new version to the gateway's canary controller: it gets 5 %, then 10,
   25, 50 and finally 100 % of the traffic, each stage held for a while and judged on the canary's own
-  error rate and p99 latency as the gateway measured them. A healthy canary ends up in production. A
+  error rate and p99 latency as the gateway measured them (its p99 against the stable version's in the
+  same window, so that a busy machine weighs on both alike). A healthy canary ends up in production. A
   canary that fails requests or is slow is sent back at the first stage, by the controller alone, and
   the audit trail says why.
 
@@ -9,7 +10,7 @@ Feature: Canary rollout with automatic rollback
     Given the demo model with versions "1" and "2"
     And a cluster with 2 workers serving demo version "1"
     And demo version "2" is registered in the catalog
-    And canary limits of 1 % errors and a p99 of 250 ms, judged on at least 30 canary requests per stage
+    And canary limits of 1 % errors and a p99 at most 150 ms above the stable version's and never above 2000 ms, judged on at least 30 canary requests per stage
 
   Scenario: A healthy canary ramps through every stage to 100 % and is promoted
     Given 8 clients keep sending inference requests with varied inputs to demo

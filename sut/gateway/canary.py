@@ -5,7 +5,8 @@ Every ``interval`` it reads, for each running canary, the gateway's own record o
 answers since its current stage began (:mod:`sut.gateway.recent`, fed by the same ``observe`` as the
 Prometheus metrics): error rate (5xx) and p99 latency. Once the stage has ``min_requests`` canary answers:
 
-- a breach (error rate above ``max_error_rate`` or p99 above ``max_p99_ms``) at any moment of a stage sends
+- a breach (error rate above ``max_error_rate``, p99 above ``max_p99_ms``, or, when the rollout gives
+  ``max_p99_over_stable_ms``, p99 more than that above the stable version's in the same window) sends
   all traffic back to the stable version at once (the in-memory decision changes before anything is
   written), records why in the policy and the audit trail (actor ``canary-controller``), then unloads the
   canary;
@@ -77,14 +78,18 @@ class CanaryController:
         stats = self.recent.stats(model, doc["canary"], since=clock[2])
         if stats.requests < doc["min_requests"]:
             return
-        breach = self._breach(doc, stats)
+        stable = self.recent.stats(model, doc["stable"], since=clock[2])
+        breach = self._breach(doc, stats, stable)
         if breach:
             await self._roll_back(model, compiled, stats, breach)
         elif now - clock[2] >= doc["stage_seconds"]:
             await self._pass_stage(model, compiled, stats)
 
     @staticmethod
-    def _breach(doc: dict[str, Any], stats: WindowStats) -> str | None:
+    def _breach(doc: dict[str, Any], stats: WindowStats, stable: WindowStats) -> str | None:
+        """Why the canary breaches its limits in this window, or None. The p99 relative to the stable
+        version is judged only when the stable version answered ``min_requests`` in the same window (at
+        100 % it gets nothing): the machine's own load then weighs on both sides alike."""
         reasons = []
         if stats.error_rate > doc["max_error_rate"]:
             reasons.append(
@@ -94,6 +99,13 @@ class CanaryController:
         p99_ms = (stats.p99_s or 0.0) * 1000
         if p99_ms > doc["max_p99_ms"]:
             reasons.append(f"p99 {p99_ms:.0f} ms above {doc['max_p99_ms']:g} ms")
+        over = doc.get("max_p99_over_stable_ms")
+        if over is not None and stable.requests >= doc["min_requests"] and stable.p99_s is not None:
+            stable_ms = stable.p99_s * 1000
+            if p99_ms > stable_ms + over:
+                reasons.append(
+                    f"p99 {p99_ms:.0f} ms more than {over:g} ms above the stable version's {stable_ms:.0f} ms"
+                )
         return " and ".join(reasons) or None
 
     def _judgment(self, compiled: Any, stats: WindowStats, verdict: str) -> dict[str, Any]:

@@ -138,6 +138,10 @@ def validate(doc: object, catalog: Catalog, model: str) -> dict[str, Any]:
             "max_error_rate": number("max_error_rate", 0.0, 1.0, CANARY_DEFAULTS["max_error_rate"]),
             "max_p99_ms": number("max_p99_ms", 0.001, None, CANARY_DEFAULTS["max_p99_ms"]),
             "min_requests": int(number("min_requests", 1, None, CANARY_DEFAULTS["min_requests"])),
+            # optional: the canary's p99 may exceed the stable version's (same window) by at most this much
+            "max_p99_over_stable_ms": (
+                None if doc.get("max_p99_over_stable_ms") is None else number("max_p99_over_stable_ms", 0.0)
+            ),
             "status": RUNNING,
             "stage": 0,
             "history": [],

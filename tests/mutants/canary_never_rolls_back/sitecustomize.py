@@ -2,4 +2,4 @@
 
 from sut.gateway.canary import CanaryController
 
-CanaryController._breach = staticmethod(lambda doc, stats: None)
+CanaryController._breach = staticmethod(lambda doc, stats, stable: None)
