@@ -44,7 +44,8 @@ def try_register_child(world: World, model: str, version: str, parent: str) -> N
     example='Then the registration is refused because parent version "9" is unknown',
 )
 def refused_unknown_parent(world: World, parent: str) -> None:
-    """The registration kept by the When step was answered 404, naming the parent."""
+    """The registration kept by the When step was answered 404, naming the parent; the audit trail has no
+    registration with that parent."""
     answer = kept_answer(world, "registration")
     assert answer.status == 404, (
         f"expected 404 for an unknown parent, the gateway answered {answer.status}: {answer.body}"
@@ -52,6 +53,12 @@ def refused_unknown_parent(world: World, parent: str) -> None:
     assert f"'{parent}'" in (answer.error or ""), (
         f"expected the error to name the parent {parent!r}: {answer.error!r}"
     )
+    registered = [
+        e
+        for e in world.gateway.audit()
+        if e.get("action") == "register_version" and (e.get("details") or {}).get("parent_version") == parent
+    ]
+    assert not registered, f"the refused version was audited as registered anyway: {registered}"
 
 
 @then(

@@ -159,7 +159,11 @@ def took_less_than(world: World, window: str, model: str, seconds: int) -> None:
     answer = kept_answer(world, window)
     assert answer.ok, f"the {window} of {model} did not succeed: {answer.status} {answer.error}"
     reported = answer.body.get("duration_s") if isinstance(answer.body, dict) else None
-    print(f"{window} of {model}: {answer.latency_s:.3f} s seen by the client, {reported} s by the gateway")
+    to_version = answer.body.get("to_version") if isinstance(answer.body, dict) else None
+    audited = [e for e in audit_entries(world, model, window) if e["details"].get("to_version") == to_version]
+    assert audited, f"the gateway's audit trail has no {window} of {model} to version {to_version!r}"
+    print(f"{window} of {model}: {answer.latency_s:.3f} s seen by the client, {reported} s by the gateway "
+          f"(audited at {audited[-1]['at']})")  # fmt: skip
     assert answer.latency_s < seconds, (
         f"the {window} of {model} took {answer.latency_s:.1f} s (bound {seconds} s)"
     )

@@ -97,7 +97,8 @@ def try_load(world: World, model: str, version: str) -> None:
     example='Then the load of demo version "5" is refused with 507, naming the memory budget',
 )
 def load_refused(world: World, model: str, version: str) -> None:
-    """The load tried before was answered 507, and the message names the model and the budget in bytes."""
+    """The load tried before was answered 507, the message names the model and the budget in bytes, and
+    every worker (asked itself) still holds no more than its budget."""
     answer = state(world).values.get(("load", version))
     assert answer is not None, f"no load of {model} version {version!r} was tried"
     budget = str(world.spec.memory_budget if world.spec else 0)
@@ -107,6 +108,11 @@ def load_refused(world: World, model: str, version: str) -> None:
     assert budget in (answer.error or "") and model in (answer.error or ""), (
         f"expected the refusal to name {model} and the budget ({budget} bytes): {answer.error!r}"
     )
+    for info in world.running_workers():  # each worker's own account: within its budget after the refusal
+        status = WorkerProbe(info.name, info.url).status()
+        assert status is not None, f"{info.name} did not answer its status"
+        used = int(status.get("memory_used", 0))
+        assert used <= int(budget), f"{info.name} holds {used} bytes of models, over its budget of {budget}"
 
 
 def _held(world: World, model: str) -> dict[str, dict[str, int]]:

@@ -99,6 +99,7 @@ class RoutedTraffic:
             t.start()
 
     def stop(self) -> None:
+        trace.touch("load", "stop routed traffic")
         self._stop.set()
         for t in self._threads:
             t.join(timeout=30.0)
@@ -130,6 +131,7 @@ class RoutedTraffic:
 
     def answers(self, start: float | None = None, end: float | None = None) -> list[Routed]:
         """Answers of requests started within ``[start, end]`` (wall clock), in start order."""
+        trace.touch("load", "routed traffic answers")  # what the services answered (like LoadRun.samples)
         with self._lock:
             picked = [
                 a
