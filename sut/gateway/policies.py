@@ -307,24 +307,17 @@ class PolicyTable:
         """The version that answers (and the shadow that gets a copy). No await: callers rely on that."""
         if version is not None:  # an explicit version always wins
             return Choice(self.catalog.resolve(model, version))
-        production = self.catalog.resolve(model, None) if self.policy(model) is None else None
-        if production is not None:
-            return Choice(production)
         compiled = self.compiled(model)
-        prod_alias = self.catalog.production(model)
-        choice = compiled.choose(prod_alias, self.clock.now()) if compiled is not None else None
-        return choice if choice is not None else Choice(self.catalog.resolve(model, None))
+        choice = compiled.choose(self.catalog.production(model), self.clock.now()) if compiled else None
+        return choice or Choice(self.catalog.resolve(model, None))
 
     def versions_in_use(self, model: str) -> set[str]:
         """Versions the workers must keep loaded for this model besides production (policy and pins)."""
+        entry = self.catalog.models.get(model)
         config = self.catalog.routing.get(model) or {}
-        production = (
-            self.catalog.models[model].aliases.get("production") if model in self.catalog.models else None
-        )
-        compiled = self.compiled(model)
         policy = dict(config.get("policy") or {})
+        compiled = self.compiled(model)
         if compiled is not None and compiled.kind == "canary":
-            policy["status"] = (
-                compiled.status
-            )  # the live status (a rollback takes effect before it is stored)
+            policy["status"] = compiled.status  # live: a rollback takes effect before it is stored
+        production = entry.aliases.get("production") if entry else None
         return versions_of(policy or None, production) | set(config.get("pinned", []))

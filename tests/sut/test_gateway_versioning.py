@@ -108,6 +108,12 @@ def policy(cluster: Cluster) -> dict[str, Any]:
     return cluster.get("/admin/models/demo/policy").json()
 
 
+def running(cluster: Cluster) -> bool:
+    """The canary still runs, or its end is not stored yet (the controller acts in memory first)."""
+    view = policy(cluster)["policy"]
+    return view["status"] == "running" or not view.get("stored", True)
+
+
 def production(cluster: Cluster) -> str:
     return cluster.get("/admin/models").json()[0]["aliases"]["production"]
 
@@ -152,7 +158,7 @@ def test_a_healthy_canary_ramps_through_every_stage_and_is_promoted(cluster: Clu
     assert put(cluster, "/admin/models/demo/policy", body).status_code == 200
     traffic = Traffic(cluster)
     deadline = time.monotonic() + 30
-    while policy(cluster)["policy"]["status"] == "running" and time.monotonic() < deadline:
+    while running(cluster) and time.monotonic() < deadline:
         traffic.send(10)
     view = policy(cluster)
     assert view["policy"]["status"] == "promoted", view
@@ -186,7 +192,7 @@ def test_a_bad_canary_is_rolled_back_at_the_first_stage(
     assert put(cluster, "/admin/models/demo/policy", body).status_code == 200
     traffic = Traffic(cluster)
     deadline = time.monotonic() + 30
-    while policy(cluster)["policy"]["status"] == "running" and time.monotonic() < deadline:
+    while running(cluster) and time.monotonic() < deadline:
         traffic.send(5)
     view = policy(cluster)["policy"]
     assert view["status"] == "rolled_back" and view["stage"] == 0, view
@@ -317,13 +323,13 @@ def test_time_rules_read_the_gateway_clock_shifted_at_start(cluster: Cluster) ->
         cluster.start_gateway(port)
         cluster.wait_holders("demo", "3", 2)
 
-    restart_at(datetime(2025, 1, 8, 16, 59, 57, tzinfo=zone))  # a Wednesday, 3 s before 17:00 in Tokyo
+    restart_at(datetime(2025, 1, 8, 16, 59, 40, tzinfo=zone))  # a Wednesday, 20 s before 17:00 in Tokyo
     clock = cluster.get("/admin/clock").json()
     shown = datetime.fromisoformat(clock["now"].replace("Z", "+00:00")).astimezone(zone)
     assert shown.date().isoformat() == "2025-01-08" and shown.hour == 16
     before = Traffic(cluster).send(3)
     assert {a["version"] for a in before} == {"2"}
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 40
     while (
         datetime.fromisoformat(cluster.get("/admin/clock").json()["now"].replace("Z", "+00:00"))
         < datetime(2025, 1, 8, 17, 0, 0, tzinfo=zone) + timedelta(milliseconds=50)
