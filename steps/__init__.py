@@ -13,12 +13,18 @@ from steps import (  # noqa: F401
     drift,
     failover,
     inference,
+    lineage,  # issue 11: versions' parents, ancestors, descendants
     load,
     memory,
     network,
     performance,
     protocol,
     restart,
+    rollback,  # issue 11: alert-driven and manual rollback with actor and reason
+    routed,  # issue 11: traffic with varied inputs, outputs judged against the model files
+    routing,  # issue 11: A/B, canary, shadow policies and the audit trail
     security,  # issue 13: credentials (join token, worker token, admin token)
     swap,
+    time_rules,  # issue 11: time-based routing under a shifted gateway clock
+    versions,  # issue 11: several versions loaded at once, memory freed on unload
 )

@@ -151,6 +151,7 @@ def keep_sending_drifted(world: World, feature: int, shift: float, model: str, l
     state.first_drifted_at = time.time()
     state.model = model
     state.traffic.start(model, data, labels=labels, batch=BATCH_ROWS)
+    _wait("the drifted traffic's first answer", lambda: state.traffic.report.requests > 0, 30.0, 0.05)
 
 
 # -- Then: the trainer's verdicts and runs ---------------------------------------------------------------

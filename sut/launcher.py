@@ -31,6 +31,7 @@ def gateway_command(
     upstream_timeout: float = 5.0,
     join_token_overlap: float | None = None,
     failover_audit_limit: int | None = None,
+    clock_offset_s: float = 0.0,
     python: str = sys.executable,
 ) -> list[str]:
     argv = [
@@ -50,6 +51,8 @@ def gateway_command(
         argv += ["--failover-audit-limit", str(failover_audit_limit)]
     if db:
         argv += ["--db", db]
+    if clock_offset_s:  # the time rules' clock (sut.gateway.clock); else SUT_CLOCK_OFFSET_S, else none
+        argv += ["--clock-offset", repr(float(clock_offset_s))]
     return argv
 
 

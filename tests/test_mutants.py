@@ -218,3 +218,97 @@ def test_provider_failover_catches_a_lock_lost_on_restart() -> None:
 
     real = _run_feature("restarted", None)
     assert real.returncode == 0, real.stdout[-3000:]
+
+
+# -- versioning and routing (issue 11) ---------------------------------------------------------------------
+def _caught(keyword: str, mutant: str, failed_step: str, *signatures: str) -> None:
+    """The scenario fails on the mutant at ``failed_step``, with each signature in the output, and passes on
+    the real cluster."""
+    run = _run_feature(keyword, mutant)
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert f"✗ {failed_step}" in run.stdout, run.stdout[-3000:]
+    for text in signatures:
+        assert text in run.stdout, run.stdout[-3000:]
+    real = _run_feature(keyword, None)
+    assert real.returncode == 0, real.stdout[-3000:]
+
+
+def test_ab_testing_catches_a_split_that_ignores_the_weights() -> None:
+    _caught(
+        "split_is_honoured",
+        "split_ignores_weights",
+        "Then the share of answers from each version lies within the 99 % binomial interval of its weight",
+        "is outside its interval",
+    )
+
+
+def test_ab_testing_catches_a_worker_computing_with_the_wrong_model_under_the_right_label() -> None:
+    _caught(
+        "split_is_honoured",
+        "wrong_model_right_label",
+        "And every answer's outputs are what the version that answered computes for its input",
+        "carried outputs their version does not compute",
+    )
+
+
+def test_canary_rollout_catches_a_controller_that_never_rolls_back() -> None:
+    _caught(
+        "rolled_back_at_the_first_stage and fails",
+        "canary_never_rolls_back",
+        "Then within 60 seconds the canary of demo is rolled back at the 5 % stage",
+        "it is 'promoted'",
+    )
+
+
+def test_shadow_mode_catches_shadow_answers_leaking_to_clients() -> None:
+    _caught(
+        "every_request",
+        "shadow_leaks",
+        'Then every answer since the shadow began came from version "1"',
+        "from '2'",
+    )
+
+
+def test_emergency_rollback_catches_an_alert_that_rolls_back_to_the_wrong_version() -> None:
+    _caught(
+        "rolled_back_by_the_alert",
+        "alert_wrong_version",
+        'Then within 30 seconds the alert on demo fires and demo is rolled back to version "2"',
+        "it rolled back to '1'",
+    )
+
+
+def test_multi_version_catches_an_unload_that_keeps_the_memory() -> None:
+    _caught(
+        "frees_its_memory",
+        "unload_keeps_memory",
+        "Then the resident memory of every worker dropped by at least 80 % of what it reported for version",
+        "expected at least 80 % of that freed",
+    )
+
+
+def test_multi_version_catches_a_gateway_that_ignores_the_named_version() -> None:
+    _caught(
+        "answer_for_themselves",
+        "ignores_explicit_version",
+        "Then every answer came from the version its request named, with that version's own outputs",
+        "expected every request to be answered by the version it named",
+    )
+
+
+def test_time_based_routing_catches_a_clock_an_hour_off() -> None:
+    _caught(
+        "office_hours_happens",
+        "time_rule_hour_off",
+        'Then requests for demo are answered by version "2" until 17:00:00 and by version "1" from then on',
+        "before the boundary, answers not from '2'",
+    )
+
+
+def test_lineage_catches_a_catalog_that_drops_the_parent() -> None:
+    _caught(
+        "grandchild",
+        "drops_parent",
+        'Then the parent of demo version "2" is "1"',
+        "expected parent '1' of demo version '2'",
+    )

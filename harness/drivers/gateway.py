@@ -11,6 +11,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.drivers.routing_admin import RoutingAdminMixin
 from harness.drivers.v2 import Answer, V2Client
 
 __all__ = ["ROLLOUT_TIMEOUT_S", "AdminError", "Answer", "GatewayClient"]
@@ -29,7 +30,7 @@ class AdminError(RuntimeError):
 ROLLOUT_TIMEOUT_S = 120.0
 
 
-class GatewayClient(V2Client):
+class GatewayClient(RoutingAdminMixin, V2Client):  # + policies, alerts, shadow, versions, lineage, clock
     """V2 client plus the admin API (header ``Authorization: Bearer <token>`` on admin calls only)."""
 
     def __init__(self, base_url: str, *, admin_token: str, **kwargs: Any) -> None:

@@ -89,3 +89,21 @@ class WorkerProbe:
                 ):
                     total += int(sample.value)
         return total
+
+    def served_by_version(self, model: str) -> dict[str, int] | None:
+        """Requests for ``model`` the worker answered since it started, per version, any status (None: no
+        answer)."""
+        trace.touch("http", f"GET {self.name} /metrics")
+        try:
+            resp = httpx.get(f"{self.base_url}/metrics", timeout=self.timeout, trust_env=False)
+        except httpx.HTTPError:
+            return None
+        if resp.status_code != 200:
+            return None
+        counts: dict[str, int] = {}
+        for family in text_string_to_metric_families(resp.text):
+            for sample in family.samples:
+                if sample.name == "sut_requests_total" and sample.labels.get("model") == model:
+                    version = str(sample.labels.get("version"))
+                    counts[version] = counts.get(version, 0) + int(sample.value)
+        return counts

@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat-interval", type=_positive(float, "--heartbeat-interval"), default=1.0)
     p.add_argument("--expiry-misses", type=_positive(int, "--expiry-misses"), default=3)
     p.add_argument("--upstream-timeout", type=_positive(float, "--upstream-timeout"), default=5.0)
+    p.add_argument(
+        "--clock-offset",
+        type=float,
+        default=float(os.environ.get("SUT_CLOCK_OFFSET_S", "0") or 0),
+        help="seconds added to the system clock by the time-based routing rules (or env SUT_CLOCK_OFFSET_S)",
+    )
     return p
 
 
@@ -99,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         join_token=join_token,
         join_token_overlap=args.join_token_overlap,
         failover_audit_limit=args.failover_audit_limit,
+        clock_offset_s=args.clock_offset,
     )
     try:
         app = create_app(config)

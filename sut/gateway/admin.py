@@ -46,6 +46,8 @@ def optional_str(payload: dict[str, Any], key: str, numbers: bool = True) -> str
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_token)])
 
+ADMIN_ACTOR = "admin"  # the audit trail's actor for changes made with the admin token
+
 
 @router.get("/status")
 async def status(request: Request) -> dict[str, Any]:
@@ -98,14 +100,33 @@ async def swap(model: str, request: Request) -> dict[str, Any]:
     payload = await json_object(request)
     if payload.get("version") is None:
         raise BadRequest("missing 'version' to swap to")
-    return await gateway_of(request).swaps.swap(model, payload["version"])
+    who = _who(request, payload)
+    return await gateway_of(request).swaps.swap(model, payload["version"], **who)
 
 
 @router.post("/models/{model}/rollback")
 async def rollback(model: str, request: Request) -> dict[str, Any]:
     gw = gateway_of(request)
     gw.catalog.get_model(model)
-    return await gw.swaps.rollback(model)
+    body = await request.body()
+    payload = parse_json(body) if body.strip() else {}
+    if not isinstance(payload, dict):
+        raise BadRequest("request body must be a JSON object")
+    return await gw.swaps.rollback(model, **_who(request, payload))
+
+
+def _who(request: Request, payload: dict[str, Any]) -> dict[str, Any]:
+    """The actor (the admin token's name, or what an authentication layer set) and the reason given."""
+    reason = payload.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise BadRequest("'reason' must be a string")
+    return {"actor": actor_of(request), "reason": reason}
+
+
+def actor_of(request: Request) -> str:
+    """Who made an admin request: the name an authentication layer put on the request, else the admin
+    token's name (the gateway has one admin token: ``admin``)."""
+    return str(getattr(request.state, "actor", None) or ADMIN_ACTOR)
 
 
 @router.get("/audit")

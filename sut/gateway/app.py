@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 import sut
 from sut.errors import ApiError, NotFound, Unavailable, install_error_handlers
-from sut.gateway import admin, auth, feature_log_api, provider_api, repository_api
+from sut.gateway import admin, auth, feature_log_api, provider_api, repository_api, routing_api
 from sut.gateway.catalog import Catalog
 from sut.gateway.catalog_store import open_store
 from sut.gateway.failover import Failover
@@ -26,11 +26,14 @@ from sut.gateway.metrics import GatewayMetrics
 from sut.gateway.registry import Worker, WorkerRegistry, parse_models
 from sut.gateway.routing import Router
 from sut.gateway.swap import SwapCoordinator
+from sut.gateway.versioning import Versioning
 from sut.protocol import BadRequest, parse_infer_request, parse_json
 from sut.token_source import TokenSource, new_token
 
 log = logging.getLogger("sut.gateway")
 POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+VERSION_HEADER = "x-model-version"  # on every inference answer, errors included
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class GatewayConfig:
     join_token: TokenSource | None = None  # workers' credential (required; see sut.gateway.auth)
     join_token_overlap: float = 60.0  # seconds the previous join token stays valid after a rotation
     failover_audit_limit: int = 1000  # entries of the provider lock's audit trail (oldest dropped, counted)
+    clock_offset_s: float = 0.0  # added to the system clock by the time rules (see sut.gateway.clock)
 
     @property
     def public_url(self) -> str:
@@ -72,6 +76,7 @@ class Gateway:
             load_timeout=max(30.0, config.upstream_timeout),
             drain_timeout=config.upstream_timeout + 1.0,
         )
+        self.versioning = Versioning(self, config.clock_offset_s)  # policies, canary, shadow, alerts
         self._background: set[asyncio.Task[None]] = set()
         # the provider lock of models served by several providers (issue 13); restored from the catalog
         self.failover = Failover(
@@ -118,6 +123,7 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 2.0)
         await self.failover.close()
+        await self.versioning.close()
         await self.router.close()
         await asyncio.to_thread(self.feature_log.close)
         self.catalog.store.close()
@@ -131,6 +137,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
         expiry = asyncio.create_task(gateway.expiry_loop())
         db_watch = asyncio.create_task(gateway.catalog.guard.watch(config.db_check_interval))
         monitor = asyncio.create_task(gateway.failover.run())
+        gateway.versioning.start()
         log.info("gateway listening on %s", config.public_url)
         try:
             yield
@@ -149,6 +156,7 @@ def create_app(config: GatewayConfig) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(repository_api.router)
     app.include_router(provider_api.router)
+    app.include_router(routing_api.router)
     app.include_router(feature_log_api.labels_router)
     app.include_router(feature_log_api.admin_router)
 
@@ -207,12 +215,14 @@ def _add_v2_routes(app: FastAPI, gw: Gateway) -> None:
         # resolve and enter the in-flight count with no await in between: a swap that flips the
         # alias meanwhile then always sees this request when it waits for the old version to drain
         try:
-            resolved = gw.catalog.resolve(model, version)
+            choice = gw.versioning.choose(model, version)  # explicit version, else the model's policy
+            resolved = choice.version
             if model in gw.swaps.unloaded:
                 raise Unavailable(f"model {model!r} is unloaded: load it through the repository API first")
         except ApiError as exc:
             gw.metrics.observe(model, version or "", exc.status, 0.0)
             raise
+        named = {VERSION_HEADER: resolved}  # every answer names the version that produced it
         key = (model, resolved)
         gw.router.in_flight.enter(key)  # accepted: a swap or an unload now waits for this request
         try:
@@ -221,12 +231,16 @@ def _add_v2_routes(app: FastAPI, gw: Gateway) -> None:
             except ApiError as exc:
                 gw.metrics.observe(model, version or "", exc.status, 0.0)
                 raise
-            upstream = await gw.failover.infer(model, resolved, body)  # the provider lock, if any
+            try:
+                upstream = await gw.failover.infer(model, resolved, body)  # the provider lock, if any
+            except ApiError as exc:
+                return JSONResponse({"error": exc.message}, status_code=exc.status, headers=named)
         finally:
             gw.router.in_flight.leave(key)
         if upstream.status == 200:  # queued only: written off the event loop in batches
             gw.feature_log.record(parsed.id, model, resolved, parsed.inputs[0].array)
-        headers = {"X-Provider": upstream.provider} if upstream.provider else None
+        gw.versioning.answered(model, choice, body, upstream)  # a shadowed request's copy leaves now
+        headers = {**named, **({"X-Provider": upstream.provider} if upstream.provider else {})}
         return Response(
             upstream.body, status_code=upstream.status, media_type="application/json", headers=headers
         )

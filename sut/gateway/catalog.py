@@ -66,6 +66,8 @@ class Catalog:
         self.models: dict[str, ModelEntry] = {}
         self.audit_entries: list[AuditEntry] = []
         self.settings: dict[str, str] = {}  # small JSON documents by key (see put_setting)
+        # model -> routing configuration (policy, alert rule, pinned versions), owned by sut.gateway.policies
+        self.routing: dict[str, dict[str, Any]] = {}
         self._audit_limit = audit_limit
         self._write_lock = asyncio.Lock()
         self._audit_lock = asyncio.Lock()
@@ -82,6 +84,7 @@ class Catalog:
             self._entry(change.model).history.append(change)
         self.audit_entries = snap.audit[-self._audit_limit :]
         self.settings = dict(snap.settings)
+        self.routing = {m: c for m, c in snap.routing.items() if m in self.models}
 
     def snapshot(self) -> CatalogSnapshot:
         """The in-memory mirror in the store's terms: what a recovered database must hold."""
@@ -90,6 +93,7 @@ class Catalog:
             snap.versions.extend(entry.versions.values())
             snap.aliases.update({(entry.name, alias): v for alias, v in entry.aliases.items()})
             snap.alias_history.extend(entry.history)
+        snap.routing = {m: dict(c) for m, c in self.routing.items()}
         snap.versions.sort(key=lambda r: r.created_at)
         snap.alias_history.sort(key=lambda c: c.at)  # stable: one model's changes keep their order
         return snap
@@ -186,6 +190,19 @@ class Catalog:
             "set_alias", model, {"alias": alias, "from_version": change.from_version, "to_version": version}
         )
         return change
+
+    async def set_routing(self, model: str, config: dict[str, Any] | None) -> None:
+        """Persist a model's routing configuration (None removes it), then mirror it in memory."""
+        self.get_model(model)
+
+        def apply(_: None) -> None:
+            if config is None:
+                self.routing.pop(model, None)
+            else:
+                self.routing[model] = config
+
+        async with self._write_lock:
+            await self._store(self.store.set_routing, model, config, utc_now(), then=apply)
 
     async def audit(self, action: str, model: str | None, details: dict[str, Any]) -> AuditEntry:
         async with self._audit_lock:  # one at a time: memory keeps the database's id order

@@ -81,6 +81,8 @@ class CatalogSnapshot:
     audit: list[AuditEntry] = field(default_factory=list)
     # small JSON documents by key (provider failover: "providers/<model>", "failover-audit")
     settings: dict[str, str] = field(default_factory=dict)
+    # model -> its routing configuration (policy, alert rule, pinned versions; see sut.gateway.routing_config)
+    routing: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class CatalogStore(Protocol):
@@ -91,6 +93,7 @@ class CatalogStore(Protocol):
     def set_alias(self, change: AliasChange) -> None: ...
     def add_audit(self, at: str, action: str, model: str | None, details: dict[str, Any]) -> int: ...
     def put_setting(self, key: str, value: str | None) -> None: ...
+    def set_routing(self, model: str, config: dict[str, Any] | None, at: str) -> None: ...
     def close(self) -> None: ...
 
     #: how a failed check is named in the log: "corrupt" (a damaged file) or "unavailable" (a lost server)
@@ -122,6 +125,8 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS audit (
         id {serial}, at TEXT NOT NULL, action TEXT NOT NULL, model TEXT, details TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS settings (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS routing (
+        model TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at TEXT NOT NULL)""",
 ]
 
 
@@ -185,6 +190,8 @@ class _SqlStore:
             snap.audit.append(AuditEntry(int(row[0]), row[1], row[2], row[3], json.loads(row[4])))
         for key, value in self._rows("SELECT key, value FROM settings"):
             snap.settings[key] = value
+        for model, config in self._rows("SELECT model, config FROM routing"):
+            snap.routing[model] = json.loads(config)
         return snap
 
     def put_setting(self, key: str, value: str | None) -> None:
@@ -234,6 +241,22 @@ class _SqlStore:
                     ),
                     (change.model, change.alias, change.from_version, change.to_version, change.at),
                 )
+                self._conn.commit()
+            except Exception:
+                self._rollback()
+                raise
+
+    def set_routing(self, model: str, config: dict[str, Any] | None, at: str) -> None:
+        """Replace a model's routing configuration (None removes it)."""
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                cur.execute(self._sql("DELETE FROM routing WHERE model = ?"), (model,))
+                if config is not None:
+                    cur.execute(
+                        self._sql("INSERT INTO routing (model, config, updated_at) VALUES (?, ?, ?)"),
+                        (model, json.dumps(config, sort_keys=True), at),
+                    )
                 self._conn.commit()
             except Exception:
                 self._rollback()
@@ -294,12 +317,19 @@ class _SqlStore:
         cur.execute("DELETE FROM settings")
         for key, value in snap.settings.items():
             cur.execute(self._sql("INSERT INTO settings (key, value) VALUES (?, ?)"), (key, value))
+        cur.execute("DELETE FROM routing")
+        for model, config in snap.routing.items():
+            cur.execute(
+                self._sql("INSERT INTO routing (model, config, updated_at) VALUES (?, ?, ?)"),
+                (model, json.dumps(config, sort_keys=True), "replayed"),
+            )
         return {
             "versions": len(missing),
             "aliases": len(snap.aliases),
             "alias_history": max(0, len(snap.alias_history) - history_before),
             "audit": len(newer),
             "settings": len(snap.settings),
+            "routing": len(snap.routing),
         }
 
     def _after_explicit_ids(self, cur: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from sut.gateway.recent import RecentAnswers
 from sut.gateway.registry import WorkerRegistry
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -37,6 +38,7 @@ class GatewayMetrics:
             ["model", "version"],
             registry=self.registry,
         )
+        self.recent = RecentAnswers()  # the same answers, raw and recent (canary and alert judgments)
         self.workers = Gauge("sut_workers", "Registered workers by state", ["state"], registry=self.registry)
         self.retries = Counter(
             "sut_gateway_retries_total",
@@ -55,6 +57,7 @@ class GatewayMetrics:
     def observe(self, model: str, version: str, status: int, seconds: float) -> None:
         self.requests.labels(model, version, str(status)).inc()
         self.latency.labels(model, version).observe(seconds)
+        self.recent.add(model, version, status, seconds)
 
     def render(self, workers: WorkerRegistry, sizes: dict[tuple[str, str], int]) -> bytes:
         """Refresh the gauges from the registry (and the catalog's artifact sizes), then expose everything."""

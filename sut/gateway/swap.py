@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sut.errors import ApiError
@@ -42,6 +43,9 @@ class SwapCoordinator:
         self.targets: dict[str, str] = {}
         self.unloaded: set[str] = set()  # models unloaded through the repository API: assigned to nobody
         self._locks: dict[str, asyncio.Lock] = {}
+        # versions of a model that must stay loaded besides production (routing policies, pinned
+        # versions): given to new workers, never unloaded by a swap; set by the gateway (sut.gateway.policies)
+        self.extra_versions: Callable[[str], set[str]] = lambda model: set()
 
     def assignments(self) -> list[dict[str, Any]]:
         """What a newly registered worker should load: every production version, plus swap targets."""
@@ -49,7 +53,11 @@ class SwapCoordinator:
         for name, entry in self.catalog.models.items():
             if name in self.unloaded:
                 continue
-            wanted = [entry.aliases.get(PRODUCTION), self.targets.get(name)]
+            wanted = [
+                entry.aliases.get(PRODUCTION),
+                self.targets.get(name),
+                *sorted(self.extra_versions(name)),
+            ]
             for version in dict.fromkeys(v for v in wanted if v is not None):
                 rec = entry.versions.get(version)
                 if rec is not None:
@@ -63,14 +71,24 @@ class SwapCoordinator:
                     )
         return out
 
-    async def swap(self, model: str, version: object, action: str = "swap") -> dict[str, Any]:
+    async def swap(
+        self,
+        model: str,
+        version: object,
+        action: str = "swap",
+        *,
+        actor: str = "admin",
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """``actor`` (who asked: an admin token's name, ``canary-controller``, ``alert``) and ``reason``
+        go into the audit trail with the outcome."""
         version = check_name("version", version)
         self.catalog.get_version(model, version)
         lock = self._locks.setdefault(model, asyncio.Lock())
         if lock.locked():
             raise ApiError(f"a swap of model {model!r} is already in progress", 409)
         async with lock:
-            return await self._swap_locked(model, version, action)
+            return await self._swap_locked(model, version, action, {"actor": actor, "reason": reason})
 
     async def load(self, model: str, version: str) -> dict[str, Any]:
         """Repository ``load``: ``version`` becomes production and every healthy worker holds it."""
@@ -117,13 +135,17 @@ class SwapCoordinator:
             await self.catalog.audit("unload", model, details)
             return {"model": model, "unloaded": versions}
 
-    async def rollback(self, model: str) -> dict[str, Any]:
+    async def rollback(
+        self, model: str, *, actor: str = "admin", reason: str | None = None
+    ) -> dict[str, Any]:
         target = self.catalog.previous_production(model)
         if target is None:
             raise ApiError(f"model {model!r} has no previous {PRODUCTION} version to roll back to", 409)
-        return await self.swap(model, target, action="rollback")
+        return await self.swap(model, target, action="rollback", actor=actor, reason=reason)
 
-    async def _swap_locked(self, model: str, version: str, action: str) -> dict[str, Any]:
+    async def _swap_locked(
+        self, model: str, version: str, action: str, who: dict[str, str | None]
+    ) -> dict[str, Any]:
         started = time.monotonic()
         old = self.catalog.production(model)
         if old == version:
@@ -147,7 +169,7 @@ class SwapCoordinator:
                     if status == 200 and w.id not in already
                 ]
                 await self._undo(model, version, loaded)
-                raise await self._failure(model, old, version, action, failed, loaded)
+                raise await self._failure(model, old, version, action, failed, loaded, who)
             protect = 2 * self.registry.heartbeat_interval + 1.0  # until a heartbeat sent after the load
             for w in workers:
                 w.add_loaded((model, version), protect)
@@ -155,11 +177,12 @@ class SwapCoordinator:
         finally:
             self.targets.pop(model, None)
         drained = True
-        if old is not None:
+        if old is not None and old not in self.extra_versions(model):
             drained = await self.router.in_flight.wait_idle((model, old), self.drain_timeout)
             await self._unload_everywhere(model, old)
         answer = self._answer(model, old, version, started, workers, drained=drained)
-        await self.catalog.audit(action, model, {k: v for k, v in answer.items() if k != "model"})
+        details = {k: v for k, v in answer.items() if k != "model"}
+        await self.catalog.audit(action, model, {**details, **who})
         return answer
 
     async def _load(self, worker: Worker, model: str, payload: dict[str, Any]) -> tuple[int, str]:
@@ -207,6 +230,7 @@ class SwapCoordinator:
         action: str,
         failed: list[tuple[Worker, int, str]],
         loaded: list[Worker],
+        who: dict[str, str | None],
     ) -> ApiError:
         parts = [
             f"worker {w.id} ({w.url}) answered {status or 'nothing'}: {text}" for w, status, text in failed
@@ -220,6 +244,7 @@ class SwapCoordinator:
             "to_version": version,
             "failures": [{"worker": w.id, "url": w.url, "status": s, "reason": t} for w, s, t in failed],
             "undone_on": [w.id for w in loaded],
+            **who,
         }
         await self.catalog.audit_best_effort(f"{action}_failed", model, details)
         statuses = {s for _, s, _ in failed}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
@@ -133,7 +134,25 @@ async def in_thread(pool: Executor, func: Callable[..., Any], *args: Any) -> Any
     return await asyncio.get_running_loop().run_in_executor(pool, func, *args)
 
 
-def _infer_sync(store: ModelStore, model: str, version: str | None, body: bytes) -> tuple[str, bytes]:
+class NonFiniteOutput(ApiError):
+    """The model computed NaN or infinity: a broken model, never an answer to pass on (500)."""
+
+    status = 500
+
+
+def _check_finite(model: str, version: str, outputs: dict[str, Any]) -> None:
+    for name, array in outputs.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int(np.count_nonzero(~np.isfinite(array)))
+            raise NonFiniteOutput(
+                f"model '{model}' version '{version}' computed {bad} non-finite value(s) (NaN/inf) "
+                f"in output {name!r}: refusing to answer with them"
+            )
+
+
+def _infer_sync(store: ModelStore, model: str, version: str | None, body: bytes) -> tuple[str, bytes, float]:
+    """(version that answered, the answer, seconds still to wait before sending it)."""
+    started = time.perf_counter()
     request = protocol.parse_infer_request(protocol.parse_json(body))
     with store.acquire(model, version) as lv:
         feeds = protocol.check_inputs(request, lv.inputs, model=model, version=lv.version)
@@ -144,8 +163,10 @@ def _infer_sync(store: ModelStore, model: str, version: str | None, body: bytes)
             outputs = lv.run(feeds, names)
         except InvalidArgument as exc:
             raise BadRequest(f"model '{model}' version '{lv.version}' rejected the input: {exc}") from None
+        _check_finite(model, lv.version, outputs)
+        wait = lv.min_latency_s - (time.perf_counter() - started)
     answer = protocol.build_response(model=model, version=lv.version, request_id=request.id, outputs=outputs)
-    return lv.version, json.dumps(answer).encode()
+    return lv.version, json.dumps(answer).encode(), wait
 
 
 def _metadata(model: str, versions: list[str], lv: LoadedVersion) -> dict[str, Any]:
@@ -242,9 +263,11 @@ def create_app(config: WorkerConfig, runtime: WorkerRuntime | None = None) -> Fa
             worker.infer_started()
             try:
                 body = await request.body()
-                answered_version, payload = await in_thread(
+                answered_version, payload, wait = await in_thread(
                     worker.infer_pool, _infer_sync, store, model, version, body
                 )
+                if wait > 0:  # a model declaring a minimum latency: wait without holding a thread
+                    await asyncio.sleep(wait)
             finally:
                 worker.infer_finished()
             return Response(payload, media_type="application/json")

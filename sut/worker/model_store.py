@@ -44,6 +44,18 @@ def version_key(version: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", version) if p)
 
 
+MIN_LATENCY_KEY = "sut.min_latency_ms"
+
+
+def _declared_min_latency(session: ort.InferenceSession) -> float:
+    """Seconds from the model's metadata ``sut.min_latency_ms`` (0 when absent or not a number)."""
+    raw = session.get_modelmeta().custom_metadata_map.get(MIN_LATENCY_KEY, "")
+    try:
+        return max(0.0, float(raw) / 1000.0)
+    except ValueError:
+        return 0.0
+
+
 def _specs(args: list) -> list[TensorSpec]:
     specs = []
     for arg in args:
@@ -63,6 +75,9 @@ class LoadedVersion:
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     loaded_at: float = field(default_factory=time.time)
+    # the artifact's own declared minimum answer time (metadata ``sut.min_latency_ms``): a model that waits
+    # on something slow, e.g. a remote feature store; the worker holds its answer until then
+    min_latency_s: float = 0.0
     in_flight: int = 0
     retired: bool = False  # no longer routable; released once in_flight reaches 0
 
@@ -267,6 +282,7 @@ class ModelStore:
             session,
             _specs(session.get_inputs()),
             _specs(session.get_outputs()),
+            min_latency_s=_declared_min_latency(session),
         )
 
     def _note_failure(self, model: str, version: str, reason: str) -> None:

@@ -1,0 +1,105 @@
+"""What the routing steps share within one scenario: the traffic with varied inputs, the output oracle,
+canary limits, and the instants and measurements later steps judge (one state per World)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from scipy.stats import binom
+
+from harness.drivers.routed_traffic import Routed, RoutedTraffic
+from harness.oracle import Oracle, mismatches
+from harness.world import World
+
+#: Answers the background traffic must have produced before a Given declares it flowing.
+WARM_UP_ANSWERS = 20
+
+
+@dataclass
+class RoutingState:
+    oracle: Oracle = field(default_factory=Oracle)
+    traffic: RoutedTraffic | None = None
+    canary_limits: dict[str, float] = field(default_factory=dict)
+    marks: dict[str, float] = field(default_factory=dict)  # named wall-clock instants of this module
+    values: dict[str, Any] = field(default_factory=dict)  # measurements taken by When steps
+
+
+_states: WeakKeyDictionary[World, RoutingState] = WeakKeyDictionary()
+
+
+def state(world: World) -> RoutingState:
+    current = _states.get(world)
+    if current is None:
+        current = _states[world] = RoutingState()
+    return current
+
+
+def traffic(world: World, model: str, clients: int = 8) -> RoutedTraffic:
+    """The scenario's traffic with varied inputs to ``model`` (created on first use, closed at teardown)."""
+    current = state(world)
+    if current.traffic is None:
+        current.traffic = RoutedTraffic(
+            world.target.inference_url, world.observations, model=model, clients=clients
+        )
+        world.defer("stop the routed traffic", current.traffic.close)
+    assert current.traffic.model == model, (
+        f"this scenario's traffic goes to {current.traffic.model}, not {model}"
+    )
+    return current.traffic
+
+
+def answers(world: World, start: float | None = None, end: float | None = None) -> list[Routed]:
+    """The traffic's answers of requests started in ``[start, end]``; stops a running traffic when the
+    window is open-ended (a Then judges a finished history)."""
+    current = state(world)
+    assert current.traffic is not None, (
+        "no traffic was sent in this scenario (missing a 'clients send' step?)"
+    )
+    return current.traffic.answers(start, end)
+
+
+def artifacts_of(world: World, model: str) -> dict[str, Path]:
+    """version -> artifact file of every version of ``model`` built in this scenario."""
+    return {v: a.path for (m, v), a in world.artifacts.items() if m == model}
+
+
+def check_outputs(world: World, model: str, picked: list[Routed]) -> None:
+    """Every successful answer's outputs are what its version's model file computes for its input."""
+    problems = mismatches(state(world).oracle, artifacts_of(world, model), picked)
+    checked = sum(1 for a in picked if a.ok)
+    assert checked, "no successful answer to check"
+    assert not problems, (
+        f"{len(problems)} of {checked} answers carried outputs their version does not compute: "
+        + "; ".join(problems[:3])
+    )
+    print(f"outputs checked against the model files: {checked} answers")
+
+
+def binomial_interval(n: int, p: float, confidence: float = 0.99) -> tuple[int, int]:
+    """The central interval holding ``confidence`` of Binomial(n, p)."""
+    tail = (1 - confidence) / 2
+    return int(binom.ppf(tail, n, p)), int(binom.ppf(1 - tail, n, p))
+
+
+def gateway_time(text: str) -> float:
+    """A gateway timestamp (``2025-01-08T10:00:00.000Z``) as epoch seconds."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def audit_entries(world: World, model: str, action: str) -> list[dict[str, Any]]:
+    return [e for e in world.gateway.audit() if e.get("model") == model and e.get("action") == action]
+
+
+def wait_until(probe: Any, timeout: float, interval: float = 0.1) -> Any:
+    """Call ``probe`` until it returns something truthy or ``timeout`` passes; its last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)
