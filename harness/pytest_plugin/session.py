@@ -65,8 +65,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Before the first scenario, with progress on the terminal: the target's own set-up, and on docker the
     missing images."""
     state = run_state(session.config)
-    if state is None or not state.target.needs_backend:
-        return
+    if state is None or not state.target.needs_backend or session.config.option.collectonly:
+        return  # --collect-only checks the scenarios and starts nothing
     from harness.backends.select import choose
 
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
