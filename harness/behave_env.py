@@ -24,7 +24,7 @@ from typing import Any
 from harness import processes, trace
 from harness.log_tails import log_tails
 from harness.snippets import short_location, snippet, undefined_step_message
-from harness.steps_registry import CUSTOM_TYPES, StepDefinition, load_step_library
+from harness.steps_registry import CUSTOM_TYPES, StepDefinition, load_step_library, run_step, settle
 from harness.targets.base import CapabilityMissing
 
 _RUN_STATE: dict[str, Any] = {}  # per behave process: trace writer, scratch root
@@ -47,7 +47,7 @@ def _behave_step(definition: StepDefinition) -> Callable[..., Any]:
             values["datatable"] = [list(table.headings)] + [list(row.cells) for row in table.rows]
         context.servingbdd_definition = definition  # for the step trace
         try:
-            return func(world, **values)
+            return run_step(definition, world, values)
         except CapabilityMissing as exc:  # found at run time: a skip, as before the scenario
             context.scenario.skip(str(exc))
             return None
@@ -171,6 +171,13 @@ def after_scenario(context: Any, scenario: Any) -> None:
                 with trace.step(step.step_type, step.name, location, "") as record:
                     record.status = "undefined"
                 writer.write(record)
+    try:
+        if world is not None and scenario.status.name == "passed":
+            settle(world)  # a scenario made only of setup steps still starts what they describe
+    finally:
+        trace.forget_deferred()
+        if writer is not None:
+            writer.flush()
     if world is None:
         return
     if scenario.status.name == "failed":

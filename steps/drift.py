@@ -27,9 +27,10 @@ from harness.targets.reference import TrainerSpec
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps.cluster import start_cluster
+from steps.cluster_plan import DRIFT_BATCH_ROWS, drift_trainer, require_setup
 
 #: Rows per infer request; the trainer's window and minimum window are multiples of it.
-BATCH_ROWS = 50
+BATCH_ROWS = DRIFT_BATCH_ROWS
 #: Seeds of the traffic the scenarios send (see tests/sut/test_drift_scenarios.py).
 BASELINE_SEED = 11
 DRIFT_SEED = 1
@@ -73,9 +74,8 @@ def _state(world: World) -> DriftState:
 
 
 def _trainer_spec(world: World) -> TrainerSpec:
-    assert world.spec is not None and world.spec.trainer is not None, (
-        "no trainer in this cluster: start it with 'Given a cluster ... and a drift trainer ...'"
-    )
+    require_setup(world, "trainer")
+    assert world.spec is not None and world.spec.trainer is not None
     return world.spec.trainer
 
 
@@ -86,20 +86,12 @@ def _trainer_spec(world: World) -> TrainerSpec:
     example='Given a cluster with 1 worker serving demo version "1" '
     "and a drift trainer checking every 0.5 seconds",
     needs=("trainer", "admin"),
+    setup=True,
 )
 def cluster_with_trainer(world: World, workers: int, model: str, version: str, seconds: float) -> None:
-    """Start the cluster plus the trainer (windows of 600 rows, judged from 300; default thresholds)."""
-    artifact = world.artifacts.get((model, version))
-    assert artifact is not None, (
-        f"no artifact for {model} version {version!r}: add 'Given the demo model with versions \"{version}\"'"
-    )
-    trace.touch("file", f"baseline of {model} v{version}")
-    assert (artifact.path.parent / "baseline.npy").is_file(), (
-        f"{model} version {version!r} has no training baseline beside its artifact ({artifact.path.parent})"
-    )
-    trainer = TrainerSpec(interval=seconds, window=12 * BATCH_ROWS, min_window=6 * BATCH_ROWS)
-    start_cluster(world, workers, model, version, trainer=trainer)
-    assert world.trainer.live(), f"expected the trainer to be live at {world.trainer.base_url}"
+    """The cluster plus the trainer (windows of 600 rows, judged from 300; default thresholds); the same as
+    the cluster step with the add-on "the cluster has a drift trainer checking every ... seconds"."""
+    start_cluster(world, workers, model, version, trainer=drift_trainer(seconds))
 
 
 # -- When ---------------------------------------------------------------------------------------------

@@ -10,15 +10,14 @@ from __future__ import annotations
 import time
 from weakref import WeakKeyDictionary
 
-import parse
-
 from harness import trace
 from harness.drivers.worker import WorkerProbe
-from harness.steps_registry import given, parse_type, then, when
+from harness.steps_registry import given, then, when
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps._support import describe, inference_in, poll
 from steps.cluster import start_cluster
+from steps.cluster_plan import require_setup
 
 GATEWAY = "gateway"
 #: Requests the load must have sent after a fault took effect before a Then judges them.
@@ -27,20 +26,6 @@ AFTER_FAULT_SAMPLES = 50
 #: a little more. Both are allowed on top of the intervals a step names.
 SWEEP_SLACK_INTERVALS = 0.5
 SCHEDULING_SLACK_S = 0.25
-
-
-@parse_type("Duration")
-@parse.with_pattern(r"\d+(?:\.\d+)? seconds?")
-def parse_duration(text: str) -> float:
-    """``1 second`` / ``2.5 seconds`` -> seconds as a float."""
-    return float(text.split()[0])
-
-
-@parse_type("WorkerName")
-@parse.with_pattern(r"worker-\d+")
-def parse_worker_name(text: str) -> str:
-    """``worker-2``: a worker's service name (the backend names workers in start order)."""
-    return text
 
 
 #: When each link was cut, per World and worker (the expiry deadline counts from there).
@@ -70,12 +55,15 @@ def probe(world: World, worker: str) -> WorkerProbe:
     example='Given a cluster with 2 workers serving demo version "1", a heartbeat every 0.3 seconds '
     "and an upstream deadline of 1 second",
     needs=("workers", "links"),
+    setup=True,
 )
 def cluster_with_deadline(
     world: World, workers: int, model: str, version: str, heartbeat: float, deadline: float
 ) -> None:
-    """Start a gateway and workers with a short heartbeat and the gateway's deadline for every call to a
-    worker; the gateway<->worker links accept network faults (on the local backend: fault proxies)."""
+    """A gateway and workers with a short heartbeat and the gateway's deadline for every call to a worker;
+    the gateway<->worker links accept network faults (the same as the cluster step with the add-ons
+    "the cluster has a heartbeat every ...", "... an upstream deadline of ..." and "... links accept
+    network faults")."""
     start_cluster(
         world,
         workers,
@@ -100,7 +88,9 @@ def cluster_with_deadline(
 )
 def cut(world: World, worker: str) -> None:
     """Partition: every byte between the gateway and the worker is dropped, both ways (the worker's
-    heartbeats and the gateway's requests hang); both processes keep running and are not told."""
+    heartbeats and the gateway's requests hang); both processes keep running and are not told. Needs a
+    cluster whose links accept network faults."""
+    require_setup(world, "links")
     ids = {str(w.get("id")) for w in world.gateway.workers() if w.get("name") == worker}
     assert ids, f"expected the gateway to list {worker} before its network is cut, it does not"
     world.partition(GATEWAY, worker)
@@ -115,6 +105,7 @@ def cut(world: World, worker: str) -> None:
 )
 def restore(world: World, worker: str) -> None:
     """Heal the link: traffic flows again (the worker finds out by itself that it must register again)."""
+    require_setup(world, "links")
     world.heal(GATEWAY, worker)
     world.mark(f"{worker}_healed")
 
@@ -126,7 +117,8 @@ def restore(world: World, worker: str) -> None:
 )
 def delay(world: World, worker: str, ms: int) -> None:
     """Latency: every request the gateway sends the worker, with its answer, takes ``ms`` longer
-    (heartbeats from the worker are not delayed)."""
+    (heartbeats from the worker are not delayed). Needs a cluster whose links accept network faults."""
+    require_setup(world, "links")
     world.add_latency(GATEWAY, worker, ms)
 
 
@@ -137,6 +129,7 @@ def delay(world: World, worker: str, ms: int) -> None:
 )
 def remove_delay(world: World, worker: str) -> None:
     """The link is fast again."""
+    require_setup(world, "links")
     world.heal(GATEWAY, worker)
 
 

@@ -19,6 +19,7 @@ from harness.pytest_plugin.collection import pytest_collect_file, pytest_collect
 from harness.pytest_plugin.options import pytest_addoption
 from harness.pytest_plugin.session import pytest_configure, pytest_report_header, pytest_sessionstart
 from harness.pytest_plugin.tracing import (
+    pytest_bdd_after_scenario,
     pytest_bdd_after_step,
     pytest_bdd_before_scenario,
     pytest_bdd_before_step_call,
@@ -29,6 +30,7 @@ from harness.pytest_plugin.world import pytest_runtest_makereport, world
 
 __all__ = [
     "pytest_addoption",
+    "pytest_bdd_after_scenario",
     "pytest_bdd_after_step",
     "pytest_bdd_before_scenario",
     "pytest_bdd_before_step_call",
