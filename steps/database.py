@@ -249,7 +249,9 @@ def restart_database(world: World) -> None:
 
 @when("the gateway is restarted", example="When the gateway is restarted", needs=("catalog-db", "admin"))
 def restart_gateway(world: World) -> None:
-    """Kill the gateway and start it again: its catalog then comes from the database alone."""
+    """Kill the gateway and start it again: its catalog then comes from the database alone. Returns once it
+    is live and the running workers it listed have registered with it again (see also "the gateway is
+    restarted and its workers have registered again", which checks that)."""
     world.restart_service("gateway")
 
 

@@ -261,6 +261,10 @@ def slowed_but_ok(world: World, count: int, model: str, ms: int) -> None:
     )
 
 
+def _held(entry: dict) -> set[tuple[str, str]]:
+    return {(str(m.get("name")), str(m.get("version"))) for m in entry.get("models", [])}
+
+
 @then(
     "within {seconds:g} seconds the gateway lists {worker:WorkerName} again under a new id",
     example="Then within 3 seconds the gateway lists worker-2 again under a new id",
@@ -268,19 +272,39 @@ def slowed_but_ok(world: World, count: int, model: str, ms: int) -> None:
 )
 def listed_again(world: World, seconds: float, worker: str) -> None:
     """After a heal the worker's next heartbeat is refused (it expired), so it registers again: the gateway
-    lists it healthy under an id it did not have before the cut."""
+    lists it healthy under an id it did not have before the cut, holding every production version (the
+    ones it was assigned at registration, reported by its next heartbeat), so that it serves again."""
     old = _ids_at_cut.get(world, {}).get(worker, set())
-    listed = poll(
-        lambda: [w for w in world.gateway.workers() if w.get("name") == worker and w.get("healthy", False)],
-        bool,
-        timeout=seconds,
-    )
+
+    def entries() -> tuple[list[dict], set[tuple[str, str]]]:
+        production = {
+            (str(m.get("name")), str((m.get("aliases") or {}).get("production")))
+            for m in world.gateway.status().get("models", [])
+            if (m.get("aliases") or {}).get("production") is not None
+        }
+        listed = [
+            w
+            for w in world.gateway.workers()
+            if w.get("name") == worker and w.get("healthy", False) and str(w.get("id")) not in old
+        ]
+        return listed, production
+
+    def serving(found: tuple[list[dict], set[tuple[str, str]]]) -> bool:
+        listed, production = found
+        return any(production <= _held(w) for w in listed)
+
+    listed, production = poll(entries, serving, timeout=seconds)
+    every = [str(w.get("id")) for w in world.gateway.workers() if w.get("name") == worker]
     assert listed, (
-        f"expected the gateway to list {worker} again within {seconds:g} s of the heal, it does not"
+        f"expected the gateway to list {worker} again under a new id within {seconds:g} s of the heal; "
+        f"it lists it under {every or 'no id'} (ids before the cut: {sorted(old)})"
     )
-    ids = [str(w.get("id")) for w in listed]
-    assert not old & set(ids), f"expected {worker} under a new id, it is listed as {ids} again"
-    trace.touch("backend", f"{worker} listed as {ids}")
+    held = [sorted(_held(w)) for w in listed]
+    assert serving((listed, production)), (
+        f"expected {worker} listed again holding the production versions {sorted(production)} within "
+        f"{seconds:g} s; it is listed as {[str(w.get('id')) for w in listed]} holding {held}"
+    )
+    trace.touch("backend", f"{worker} listed as {[w.get('id') for w in listed]}")
 
 
 @then(

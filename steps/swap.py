@@ -72,22 +72,35 @@ def register_bad_version(world: World, model: str, version: str, problem: str) -
         raise AssertionError(f"unknown artifact problem {problem!r}: use 'corrupt' or 'missing'")
 
 
-def admin_action(world: World, window: str, call: Callable[[], Answer]) -> None:
-    """Run an admin action (swap/rollback) as the window ``<window>``: under load, from ``WINDOW_LEAD_S``
-    before the request until ``WINDOW_TAIL_S`` after the answer; then gather samples for "after"."""
+def open_window(world: World, window: str) -> None:
+    """Mark the start of the window ``<window>``: under load, once the load is flowing, and
+    ``WINDOW_LEAD_S`` before the request."""
     load = world.load
     if load is not None:
         load.wait_for_samples(len(load.samples()) + 20, timeout=30.0)  # the load is flowing right now
     world.mark(f"{window}_started")
     if load is not None:
         world.marks[f"{window}_started"] -= WINDOW_LEAD_S
-    answer = call()
+
+
+def close_window(world: World, window: str, answer: Answer) -> None:
+    """Keep the action's answer and mark the end of its window: under load ``WINDOW_TAIL_S`` after the
+    answer, then wait for samples "after" it."""
+    load = world.load
     if load is not None:
         time.sleep(WINDOW_TAIL_S)  # the load keeps running through the window's tail
     world.mark(f"{window}_ended")
     keep_answer(world, window, answer)
     if load is not None:
         load.wait_for_samples(len(load.samples()) + SAMPLES_AFTER_SWAP, timeout=60.0)
+
+
+def admin_action(world: World, window: str, call: Callable[[], Answer]) -> None:
+    """Run an admin action (swap/rollback) as the window ``<window>``: under load, from ``WINDOW_LEAD_S``
+    before the request until ``WINDOW_TAIL_S`` after the answer; then gather samples for "after"."""
+    open_window(world, window)
+    answer = call()
+    close_window(world, window, answer)
 
 
 @when('I swap {model:w} to version "{version}"', example='When I swap demo to version "2"', needs=("admin",))

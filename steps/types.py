@@ -58,3 +58,10 @@ def parse_duration(text: str) -> float:
 def parse_worker_name(text: str) -> str:
     """``worker-2``: a worker's service name (the backend names workers in start order)."""
     return text
+
+
+@parse_type("MoreWorkersStart")
+@parse.with_pattern(r"\d+ more (?:worker starts|workers start)")
+def parse_more_workers_start(text: str) -> int:
+    """``1 more worker starts`` / ``3 more workers start`` -> the count."""
+    return int(text.split()[0])
