@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from harness.pytest_plugin.options import gherkin_enabled
+from harness.pytest_plugin.reports import scenario_info
 from harness.pytest_plugin.state import rel, run_state
 from harness.scenario_check import (
     ScenarioStep,
@@ -81,6 +82,7 @@ def _check(item: pytest.Item, template: Any) -> None:
     context = callspec.params.get(EXAMPLE_PARAM, {}) if callspec is not None else {}
     rendered = template.render(context)
     location = rel(item.config, template.feature.filename)
+    state.infos[item.nodeid] = scenario_info(template.feature, rendered, location)
     steps = [ScenarioStep(s.type, s.name, f"{location}:{s.line_number}") for s in rendered.steps]
     resolution = resolve_steps(steps, load_step_library())
     problems = [_undefined(step) for step in resolution.undefined]

@@ -77,6 +77,9 @@ def _end_step(request: pytest.FixtureRequest, feature: Any, step: Any, step_func
     context, step_trace = opened
     step_trace.status = status
     context.__exit__(None, None, None)
+    if record is not None:
+        record.durations[step.line_number] = step_trace.duration_s
+        record.functions[step.line_number] = step_trace.function
     if state.trace is not None:
         state.trace.write(step_trace)
 
