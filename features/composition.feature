@@ -63,9 +63,8 @@ Feature: Faults, load and releases combined
 
   Scenario: A version over the workers' memory budget is refused while 50 users are served
     Given the demo model with versions "1"
-    And a cluster serving demo version "1" with:
-      | workers       | 2      |
-      | memory budget | 100 MB |
+    And a cluster with 2 workers serving demo version "1"
+    And the cluster's workers have a memory budget of 100 MB
     And a large demo version "3" of 300 MB is registered in the catalog
     And 50 users send inference requests for demo continuously
     When I swap demo to version "3"
@@ -125,3 +124,21 @@ Feature: Faults, load and releases combined
     Then all 200 requests were answered successfully
     And none of them timed out, no 408 and no 504
     And their p99 latency is below 500 ms
+
+  Scenario: With its PostgreSQL catalog down, a swap changes nothing and users keep being served
+    Given the demo model with versions "1" and "2"
+    And a cluster with 2 workers serving demo version "1"
+    And the cluster keeps its catalog in a PostgreSQL server
+    And demo version "2" is registered in the catalog
+    And 10 users send inference requests for demo continuously
+    When the catalog database server is killed
+    And I swap demo to version "2"
+    Then the swap of demo is refused saying "catalog database unavailable"
+    And during the swap every request was answered successfully
+    And after the swap only version "1" answered
+    And no worker holds demo version "2"
+    When the catalog database server is restarted
+    Then within 10 seconds the gateway has repaired its catalog database
+    When I swap demo to version "2"
+    Then the swap of demo succeeds
+    And every listed worker holds demo version "2"

@@ -220,6 +220,29 @@ def refused_naming(world: World, action: str, model: str, worker: str) -> None:
     assert audited, f"expected the gateway's audit trail to record the failed {action} of {model}; none"
 
 
+@then(
+    'the {action:Action} of {model:w} is refused saying "{text}"',
+    example='Then the swap of demo is refused saying "catalog database unavailable"',
+    needs=("admin",),
+)
+def refused_saying(world: World, action: str, model: str, text: str) -> None:
+    """The swap/rollback was refused (4xx/5xx) with an error containing ``text``, whatever the cause (a
+    worker, the catalog database ...); a retraining run ended rejected or failed with ``text`` in its
+    reason."""
+    if action == "retraining":
+        run = _finished_run(world, model)
+        assert run["status"] in ("rejected", "failed") and text in str(run.get("reason")), (
+            f"expected the retraining of {model} refused saying {text!r}; run {run['id']} ended "
+            f"{run['status']!r}: {run.get('reason')!r}"
+        )
+        return
+    answer = kept_answer(world, action)
+    assert not answer.ok, f"expected the {action} of {model} to be refused; it succeeded: {answer.body}"
+    assert text in (answer.error or ""), (
+        f"expected the {action} error to say {text!r}; the gateway answered {answer.status}: {answer.error!r}"
+    )
+
+
 def _finished_run(world: World, model: str) -> dict[str, Any]:
     """The latest retraining run of ``model``, once it ended (waiting for it to start, then to end); its
     start and end become the ``retraining`` window."""

@@ -75,7 +75,8 @@ def cluster_serving(world: World, workers: int, model: str, version: str) -> Non
 def cluster_with_table(world: World, model: str, version: str, datatable: list[list[str]]) -> None:
     """A cluster with any combination of options, one ``| option | value |`` row each (an optional
     ``| option | value |`` header row); options left out keep their defaults. The options and the values
-    they accept are listed under "Cluster options" below. An unknown option or value fails the step."""
+    they accept are listed under "Cluster options" in docs/steps.md; an unknown option or value fails
+    the step."""
     fields = table_options(datatable)
     workers = fields.pop("workers", 1)
     world.require(*(OPTION_NEEDS[f] for f, value in fields.items() if f in OPTION_NEEDS and value))

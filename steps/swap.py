@@ -9,6 +9,7 @@ from collections.abc import Callable
 from fixtures.models import corrupt_artifact
 from harness import trace
 from harness.drivers.gateway import Answer
+from harness.load.runner import LoadRun
 from harness.steps_registry import given, then, when
 from harness.world import World
 from steps._support import keep_answer, kept_answer
@@ -72,10 +73,15 @@ def register_bad_version(world: World, model: str, version: str, problem: str) -
         raise AssertionError(f"unknown artifact problem {problem!r}: use 'corrupt' or 'missing'")
 
 
+def _running_load(world: World) -> LoadRun | None:
+    """The load, unless a Then step already stopped it to judge its history."""
+    return world.load if "load_stopped" not in world.marks else None
+
+
 def open_window(world: World, window: str) -> None:
     """Mark the start of the window ``<window>``: under load, once the load is flowing, and
     ``WINDOW_LEAD_S`` before the request."""
-    load = world.load
+    load = _running_load(world)
     if load is not None:
         load.wait_for_samples(len(load.samples()) + 20, timeout=30.0)  # the load is flowing right now
     world.mark(f"{window}_started")
@@ -86,7 +92,7 @@ def open_window(world: World, window: str) -> None:
 def close_window(world: World, window: str, answer: Answer) -> None:
     """Keep the action's answer and mark the end of its window: under load ``WINDOW_TAIL_S`` after the
     answer, then wait for samples "after" it."""
-    load = world.load
+    load = _running_load(world)
     if load is not None:
         time.sleep(WINDOW_TAIL_S)  # the load keeps running through the window's tail
     world.mark(f"{window}_ended")

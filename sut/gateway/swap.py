@@ -3,7 +3,8 @@
 The order is what makes a swap zero-downtime: the old version keeps serving until every worker
 holds the new one, the alias flips in one step, and the old version is only unloaded once the
 gateway has no request in flight on it. A failed load anywhere undoes the loads that succeeded
-and leaves the alias untouched.
+and leaves the alias untouched; so does a catalog that cannot record the new alias (its database
+down): a refused swap leaves no worker holding the new version.
 
 The registry decides which workers a swap must reach. A worker that leaves it while its load is
 pending (expired after missed heartbeats, e.g. cut off by a partition, or deregistered) is no longer
@@ -108,7 +109,12 @@ class SwapCoordinator:
             protect = 2 * self.registry.heartbeat_interval + 1.0
             for w in loaded:
                 w.add_loaded((model, version), protect)
-            await self.catalog.set_alias(model, PRODUCTION, version)
+            try:
+                await self.catalog.set_alias(model, PRODUCTION, version)
+            except Exception:  # the catalog refused it: the model stays unloaded
+                await self._undo(model, version, loaded)
+                self.unloaded.add(model)
+                raise
             answer = self._answer(model, None, version, started, loaded, lost=lost)
             await self.catalog.audit("load", model, {k: v for k, v in answer.items() if k != "model"})
             return answer
@@ -155,7 +161,11 @@ class SwapCoordinator:
             protect = 2 * self.registry.heartbeat_interval + 1.0  # until a heartbeat sent after the load
             for w in workers:
                 w.add_loaded((model, version), protect)
-            await self.catalog.set_alias(model, PRODUCTION, version)
+            try:
+                await self.catalog.set_alias(model, PRODUCTION, version)
+            except Exception:  # the catalog refused the flip (its database is down): nothing changed
+                await self._undo(model, version, [w for w in workers if w.id not in already])
+                raise
         finally:
             self.targets.pop(model, None)
         drained = True
