@@ -126,8 +126,9 @@ def feature_problems(features: Any, config: Any) -> list[str]:
         for scenario in feature.walk_scenarios():
             if not scenario.should_run(config):
                 continue
-            steps = [ScenarioStep(s.step_type, s.name, _location(s)) for s in scenario.all_steps]
+            steps = [ScenarioStep(s.step_type, s.name, _location(s), _table(s)) for s in scenario.all_steps]
             resolution = resolve_steps(steps, registry)
+            problems.extend(p for p in resolution.setup_problems() if p not in problems)
             for step in resolution.undefined:
                 message = undefined_step_message(step.keyword, step.text, step.location, registry)
                 if message not in problems:
@@ -251,6 +252,13 @@ def after_scenario(context: Any, scenario: Any) -> None:
         tails = "\n".join(f"----- {title} -----\n{text}" for title, text in log_tails(world))
         print(f"\nservingbdd: scenario failed: {scenario.name}\n{tails}", file=sys.stderr)
     _close_world(world)
+
+
+def _table(step: Any) -> tuple[tuple[str, ...], ...] | None:
+    table = step.table
+    if table is None:
+        return None
+    return (tuple(table.headings), *(tuple(row.cells) for row in table.rows))
 
 
 def _location(step: Any) -> str:

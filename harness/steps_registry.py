@@ -63,6 +63,14 @@ class AmbiguousStep(ValueError):
     """The same step pattern was registered twice for the same keyword."""
 
 
+#: What a setup step provides: option names, or a function of the step's parsed values and its data table
+#: (None without one) returning them; it raises AssertionError for a table it cannot accept.
+Provides = tuple[str, ...] | Callable[[dict[str, Any], list[list[str]] | None], Iterable[str]]
+#: For each setup option a step may require, what to tell a QA engineer whose scenario lacks it (which
+#: step to add); step packages fill it, the checks before a run read it.
+SETUP_ADVICE: dict[str, str] = {}
+
+
 @dataclass(frozen=True, eq=False)
 class StepDefinition:
     keyword: str  # "given" | "when" | "then"
@@ -72,6 +80,8 @@ class StepDefinition:
     needs: tuple[str, ...] = ()  # target capabilities the step uses
     also: tuple[str, ...] = field(default=())  # other keywords the same pattern is registered under
     setup: bool = False  # describes what to start; the services start before the next other step
+    requires: tuple[str, ...] = ()  # setup options the step needs (checked before anything starts)
+    provides: Provides = ()  # setup options a setup step gives (or a function of its values and table)
 
     @cached_property
     def parser(self) -> parse.Parser:
@@ -108,6 +118,8 @@ class StepRegistry:
         example: str | None,
         needs: Iterable[str],
         setup: bool = False,
+        requires: Iterable[str] = (),
+        provides: Provides = (),
     ) -> StepDefinition:
         for existing in self.definitions:
             if existing.keyword == keyword and existing.pattern == pattern and existing.func is not func:
@@ -115,15 +127,24 @@ class StepRegistry:
                     f"the {keyword} step {pattern!r} is defined twice: {existing.location} and "
                     f"{func.__code__.co_filename}:{func.__code__.co_firstlineno}"
                 )
-        definition = StepDefinition(keyword, pattern, func, example, tuple(needs), setup=setup)
+        definition = StepDefinition(
+            keyword,
+            pattern,
+            func,
+            example,
+            tuple(needs),
+            setup=setup,
+            requires=tuple(requires),
+            provides=provides if callable(provides) else tuple(provides),
+        )
         self.definitions.append(definition)
         return definition
 
     def decorator(
-        self, keyword: str, pattern: str, example: str | None, needs: Iterable[str], setup: bool = False
+        self, keyword: str, pattern: str, example: str | None, needs: Iterable[str], **extra: Any
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(keyword, pattern, func, example=example, needs=needs, setup=setup)
+            self.add(keyword, pattern, func, example=example, needs=needs, **extra)
             return func
 
         return register
@@ -151,26 +172,35 @@ REGISTRY = StepRegistry()
 
 
 def given(
-    pattern: str, *, example: str | None = None, needs: Iterable[str] = (), setup: bool = False
+    pattern: str,
+    *,
+    example: str | None = None,
+    needs: Iterable[str] = (),
+    setup: bool = False,
+    requires: Iterable[str] = (),
+    provides: Provides = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a Given step. ``example`` is shown in the step vocabulary doc (defaults to the pattern);
     ``needs`` names the target capabilities it uses; ``setup`` marks a step that only describes what to
-    start (see the module docstring)."""
-    return REGISTRY.decorator("given", pattern, example, needs, setup)
+    start (see the module docstring), ``provides`` the setup options it gives and ``requires`` the ones
+    it needs (a scenario that requires one no step provides is an error before anything starts)."""
+    return REGISTRY.decorator(
+        "given", pattern, example, needs, setup=setup, requires=requires, provides=provides
+    )
 
 
 def when(
-    pattern: str, *, example: str | None = None, needs: Iterable[str] = ()
+    pattern: str, *, example: str | None = None, needs: Iterable[str] = (), requires: Iterable[str] = ()
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a When step."""
-    return REGISTRY.decorator("when", pattern, example, needs)
+    return REGISTRY.decorator("when", pattern, example, needs, requires=requires)
 
 
 def then(
-    pattern: str, *, example: str | None = None, needs: Iterable[str] = ()
+    pattern: str, *, example: str | None = None, needs: Iterable[str] = (), requires: Iterable[str] = ()
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a Then step."""
-    return REGISTRY.decorator("then", pattern, example, needs)
+    return REGISTRY.decorator("then", pattern, example, needs, requires=requires)
 
 
 #: Called with the World before every step that is not a setup step, and by :func:`settle`: each brings

@@ -7,7 +7,14 @@ from typing import Any
 from harness.steps_registry import given
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
-from steps.cluster_plan import MB, OPTION_NEEDS, add_to_plan, drift_trainer, table_options
+from steps.cluster_plan import (
+    MB,
+    OPTION_NEEDS,
+    add_to_plan,
+    drift_trainer,
+    provided_by_table,
+    table_options,
+)
 
 
 @given(
@@ -71,6 +78,7 @@ def cluster_serving(world: World, workers: int, model: str, version: str) -> Non
     "  | catalog           | PostgreSQL                 |",
     needs=("workers",),
     setup=True,
+    provides=provided_by_table,
 )
 def cluster_with_table(world: World, model: str, version: str, datatable: list[list[str]]) -> None:
     """A cluster with any combination of options, one ``| option | value |`` row each (an optional
@@ -101,6 +109,7 @@ def cluster_serving_heartbeat(world: World, workers: int, model: str, version: s
     example="Given the cluster's links accept network faults",
     needs=("workers", "links"),
     setup=True,
+    provides=("links",),
 )
 def links_accept_faults(world: World) -> None:
     """Put an in-path proxy on every gateway-worker link (a proxy in the test process on the local
@@ -157,6 +166,7 @@ def no_memory_budget(world: World) -> None:
     example="Given the cluster has a drift trainer checking every 0.5 seconds",
     needs=("workers", "trainer"),
     setup=True,
+    provides=("trainer",),
 )
 def with_trainer(world: World, seconds: float) -> None:
     """A trainer service that judges drift every ``seconds`` over the gateway's feature log (windows of 600
@@ -169,6 +179,7 @@ def with_trainer(world: World, seconds: float) -> None:
     example="Given the cluster keeps its catalog in a PostgreSQL server",
     needs=("workers", "catalog-db"),
     setup=True,
+    provides=("postgres",),
 )
 def catalog_in_postgres(world: World) -> None:
     """A PostgreSQL server (harness-run, on a free port; a container on docker) holds the gateway's

@@ -20,7 +20,7 @@ import pytest
 
 from harness import trace
 from harness.backends.base import BackendError
-from harness.steps_registry import before_action
+from harness.steps_registry import SETUP_ADVICE, before_action
 from harness.targets.base import TargetError
 from harness.targets.reference import ClusterSpec, TrainerSpec
 from harness.world import World
@@ -295,6 +295,30 @@ _REQUIREMENTS = {
 }
 
 
+def _table_value(option: str) -> str:
+    return {"links": "accept network faults", "trainer": "checking every 0.5 seconds"}.get(
+        option, "PostgreSQL"
+    )
+
+
+def _advice(what: str) -> str:
+    _, words, option = _REQUIREMENTS[what]
+    return (
+        f"{words}: add the step '{OPTIONS[option].add_on}' after the cluster step, or the row "
+        f"'| {option} | {_table_value(option)} |' to its table"
+    )
+
+
+SETUP_ADVICE.update({what: _advice(what) for what in _REQUIREMENTS})
+
+
+def provided_by_table(values: dict[str, Any], table: list[list[str]] | None) -> list[str]:
+    """The setup options a cluster table gives (checked before anything starts; a wrong row is refused
+    then, with the same message as at run time)."""
+    fields = table_options(table or [])
+    return [what for what, (name, _, _) in _REQUIREMENTS.items() if fields.get(name)]
+
+
 def require_setup(world: World, what: str = "cluster") -> None:
     """Fail, in Gherkin terms, when the scenario's setup lacks ``what`` ("cluster", "links", "trainer",
     "postgres"), naming the step that would give it."""
@@ -304,16 +328,5 @@ def require_setup(world: World, what: str = "cluster") -> None:
         raise AssertionError(f"{here} needs a cluster: add a step like '{CLUSTER_STEP}' before it")
     if what == "cluster":
         return
-    name, words, option = _REQUIREMENTS[what]
-    if not the_plan.get(name):
-        raise AssertionError(
-            f"{here} needs {words}; this scenario's cluster ({the_plan.describe()}) has none: add the step "
-            f"'{OPTIONS[option].add_on}' after the cluster step, or the row '| {option} | "
-            f"{_table_value(option)} |' to its table"
-        )
-
-
-def _table_value(option: str) -> str:
-    return {"links": "accept network faults", "trainer": "checking every 0.5 seconds"}.get(
-        option, "PostgreSQL"
-    )
+    if not the_plan.get(_REQUIREMENTS[what][0]):
+        raise AssertionError(f"{here} needs {_advice(what)} (this scenario's cluster: {the_plan.describe()})")

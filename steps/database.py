@@ -103,6 +103,7 @@ def _mark_damage(world: World) -> None:
     example='Given a cluster with 1 worker serving demo version "1" with its catalog in a PostgreSQL server',
     needs=("catalog-db", "admin"),
     setup=True,
+    provides=("postgres",),
 )
 def cluster_with_postgres(world: World, workers: int, model: str, version: str) -> None:
     """A PostgreSQL server (harness-run, on a free port), then the cluster with its catalog there; the same
@@ -226,6 +227,7 @@ def register_more(world: World, count: int) -> None:
     "the catalog database server is killed",
     example="When the catalog database server is killed",
     needs=("catalog-db", "admin"),
+    requires=("postgres",),
 )
 def kill_database(world: World) -> None:
     """SIGKILL the PostgreSQL server holding the catalog (postmaster and backends), as a crash would.
@@ -239,6 +241,7 @@ def kill_database(world: World) -> None:
     "the catalog database server is restarted",
     example="When the catalog database server is restarted",
     needs=("catalog-db", "admin"),
+    requires=("postgres",),
 )
 def restart_database(world: World) -> None:
     """Start the killed PostgreSQL server again, same port and data; returns once it accepts connections."""

@@ -56,6 +56,7 @@ def probe(world: World, worker: str) -> WorkerProbe:
     "and an upstream deadline of 1 second",
     needs=("workers", "links"),
     setup=True,
+    provides=("links",),
 )
 def cluster_with_deadline(
     world: World, workers: int, model: str, version: str, heartbeat: float, deadline: float
@@ -80,11 +81,13 @@ def cluster_with_deadline(
     "the network between the gateway and {worker:WorkerName} is cut",
     example="Given the network between the gateway and worker-2 is cut",
     needs=("links", "admin"),
+    requires=("links",),
 )
 @when(
     "the network between the gateway and {worker:WorkerName} is cut",
     example="When the network between the gateway and worker-2 is cut",
     needs=("links", "admin"),
+    requires=("links",),
 )
 def cut(world: World, worker: str) -> None:
     """Partition: every byte between the gateway and the worker is dropped, both ways (the worker's
@@ -102,6 +105,7 @@ def cut(world: World, worker: str) -> None:
     "the network between the gateway and {worker:WorkerName} is restored",
     example="When the network between the gateway and worker-2 is restored",
     needs=("links",),
+    requires=("links",),
 )
 def restore(world: World, worker: str) -> None:
     """Heal the link: traffic flows again (the worker finds out by itself that it must register again)."""
@@ -114,6 +118,7 @@ def restore(world: World, worker: str) -> None:
     "calls from the gateway to {worker:WorkerName} are delayed by {ms:d} ms",
     example="When calls from the gateway to worker-1 are delayed by 200 ms",
     needs=("links",),
+    requires=("links",),
 )
 def delay(world: World, worker: str, ms: int) -> None:
     """Latency: every request the gateway sends the worker, with its answer, takes ``ms`` longer
@@ -126,6 +131,7 @@ def delay(world: World, worker: str, ms: int) -> None:
     "the delay on calls from the gateway to {worker:WorkerName} is removed",
     example="When the delay on calls from the gateway to worker-1 is removed",
     needs=("links",),
+    requires=("links",),
 )
 def remove_delay(world: World, worker: str) -> None:
     """The link is fast again."""

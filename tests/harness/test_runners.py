@@ -106,7 +106,7 @@ def test_an_undefined_step_fails_with_its_text_location_and_a_snippet(tmp_path: 
     # checked before anything runs: the run stops (exit 2) before any step runs or any service starts
     assert result.returncode == 2, output
     if runner == "pytest":
-        assert "1 undefined or ambiguous step(s) in the selected scenarios" in output, output
+        assert "1 undefined or ambiguous step(s) or unmet set-ups in the selected scenarios" in output, output
     else:
         assert "1 problem(s) in the feature files" in output, output
     assert not (tmp_path / "trace.jsonl").exists() or not _trace(tmp_path / "trace.jsonl")
