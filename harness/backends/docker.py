@@ -18,6 +18,7 @@ import contextlib
 import functools
 import logging
 import math
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -109,6 +110,7 @@ class DockerBackend(Backend):
         self._labels: dict[str, str] = {}
         self._containers: dict[str, _Container] = {}
         self._links: DockerLinks | None = None
+        self._links_lock = threading.Lock()
         self._database: Any = None
         self._unregister: Any = None
         self._torn_down = False
@@ -202,14 +204,16 @@ class DockerBackend(Backend):
 
     @property
     def links(self) -> DockerLinks:
-        if self._links is None:
-            self._prepare()
-            self._links = DockerLinks(
-                self._client,
-                network=self.network_name,
-                image=self.base_image or resolve_base_image(self._client),
-                labels=self._labels,
-            )
+        # workers start in parallel threads (launch_all): the first two must not each make their own
+        with self._links_lock:
+            if self._links is None:
+                self._prepare()
+                self._links = DockerLinks(
+                    self._client,
+                    network=self.network_name,
+                    image=self.base_image or resolve_base_image(self._client),
+                    labels=self._labels,
+                )
         return self._links
 
     # -- lifecycle actions -----------------------------------------------------------------------
