@@ -12,7 +12,8 @@ paths given) as a module of scenarios run by pytest-bdd, on the target chosen wi
 * :mod:`.step_fixtures`: the step library registered with pytest-bdd;
 * :mod:`.world`: the ``world`` fixture and the log tails of failed scenarios;
 * :mod:`.tracing`: per-step statuses and the ``--step-trace`` file;
-* :mod:`.reporter`: the Gherkin terminal output.
+* :mod:`.reporter`: the Gherkin terminal output;
+* :mod:`.reports`: JUnit and Cucumber JSON in the feature's language, also after an interrupted run.
 """
 
 from harness.pytest_plugin.collection import pytest_collect_file, pytest_collection_modifyitems
