@@ -34,7 +34,7 @@ from steps._support import (
     window_bounds,
 )
 from steps.cluster_plan import require_setup
-from steps.swap import close_window, open_window
+from steps.swap import REQUESTED, close_window, confirm_outcome, open_window
 
 #: How long a step judging a background action waits for it to end: the gateway's own bound on a swap,
 #: then the window's tail and the samples gathered after it.
@@ -137,6 +137,7 @@ def start_swap(world: World, model: str, version: str) -> None:
     """Ask the gateway to hot-swap the model to ``version`` and go on at once: the next steps happen
     during the swap. The ``swap`` window is measured as for "When I swap ..."; every step that judges the
     swap waits for its answer first."""
+    world.stash.setdefault(REQUESTED, {})["swap"] = version
     _start(world, "swap", lambda: world.gateway.swap(model, version))
 
 
@@ -144,6 +145,7 @@ def start_swap(world: World, model: str, version: str) -> None:
 def start_rollback(world: World, model: str) -> None:
     """Ask the gateway to roll the model back to its previous production version and go on at once (the
     ``rollback`` window, as for "When I roll back ...")."""
+    world.stash.setdefault(REQUESTED, {}).pop("rollback", None)
     _start(world, "rollback", lambda: world.gateway.rollback(model))
 
 
@@ -180,6 +182,7 @@ def finishes_within(world: World, action: str, model: str, limit: float) -> None
         took = running.answered_at - running.requested_at
         answer = kept_answer(world, action)
     outcome = "succeeded" if answer.ok else f"was refused ({answer.status}: {answer.error})"
+    confirm_outcome(world, action, model, answer)
     assert took <= limit, (
         f"expected the {action} of {model} to finish within {limit:g} s; the gateway answered after "
         f"{took:.1f} s and the {action} {outcome}"
@@ -218,6 +221,7 @@ def refused_naming(world: World, action: str, model: str, worker: str) -> None:
         e for e in world.gateway.audit() if e.get("action") == f"{action}_failed" and e.get("model") == model
     ]
     assert audited, f"expected the gateway's audit trail to record the failed {action} of {model}; none"
+    confirm_outcome(world, action, model, answer)
 
 
 @then(
@@ -241,6 +245,7 @@ def refused_saying(world: World, action: str, model: str, text: str) -> None:
     assert text in (answer.error or ""), (
         f"expected the {action} error to say {text!r}; the gateway answered {answer.status}: {answer.error!r}"
     )
+    confirm_outcome(world, action, model, answer)
 
 
 def _finished_run(world: World, model: str) -> dict[str, Any]:
