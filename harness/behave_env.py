@@ -5,7 +5,11 @@
 (default reference), ``-D target_profile=FILE`` (an external deployment) and ``-D step_trace=FILE`` (one
 JSON line per executed step, see :mod:`harness.trace`).
 
-Before anything starts, malformed feature files stop the run with ``file:line``. Each scenario gets its
+Before anything starts, also under ``behave --dry-run`` (which runs no hook), the feature files are
+checked: a malformed file (an Outline without Examples, a ``<placeholder>`` no column fills, a step line
+before the first Scenario) and every undefined or ambiguous step of the selected scenarios are reported
+all at once with ``file:line``, and the run stops with exit code 2. :func:`register_steps` arranges it
+by giving behave's runner :class:`CheckedRunner`'s ``run_model``. Each scenario gets its
 own :class:`harness.world.World` as ``context.world``; a scenario whose steps need a capability the target
 lacks is skipped with the reason. The World is closed in ``after_scenario`` whatever happened (behave also
 runs that hook after Ctrl-C; services that survive an abrupt exit are killed by :mod:`harness.processes`'
@@ -24,7 +28,7 @@ from typing import Any
 from harness import processes, trace
 from harness.log_tails import log_tails
 from harness.snippets import short_location, snippet, undefined_step_message
-from harness.steps_registry import CUSTOM_TYPES, StepDefinition, load_step_library
+from harness.steps_registry import CUSTOM_TYPES, StepDefinition, load_step_library, run_step, settle
 from harness.targets.base import CapabilityMissing
 
 _RUN_STATE: dict[str, Any] = {}  # per behave process: trace writer, scratch root
@@ -47,7 +51,7 @@ def _behave_step(definition: StepDefinition) -> Callable[..., Any]:
             values["datatable"] = [list(table.headings)] + [list(row.cells) for row in table.rows]
         context.servingbdd_definition = definition  # for the step trace
         try:
-            return func(world, **values)
+            return run_step(definition, world, values)
         except CapabilityMissing as exc:  # found at run time: a skip, as before the scenario
             context.scenario.skip(str(exc))
             return None
@@ -60,7 +64,8 @@ def _behave_step(definition: StepDefinition) -> Callable[..., Any]:
 
 
 def register_steps() -> int:
-    """Register every library step with behave (``parse`` matcher, our custom types); return how many."""
+    """Register every library step with behave (``parse`` matcher, our custom types); return how many.
+    The behave runner loading the steps is made to check the feature files before it runs them."""
     import behave
     from behave import matchers
 
@@ -70,7 +75,69 @@ def register_steps() -> int:
     for definition in definitions:
         getattr(behave, definition.keyword)(definition.pattern)(_behave_step(definition))
     _install_snippet_maker()
+    _check_before_running()
     return len(definitions)
+
+
+# -- checks before anything runs (also under --dry-run) --------------------------------------------------
+class CheckedRunner:
+    """Mixed into behave's runner class: its ``run_model`` checks the parsed features first."""
+
+    def run_model(self, features: Any = None) -> Any:
+        chosen = self.features if features is None else features  # type: ignore[attr-defined]
+        problems = feature_problems(chosen, self.config)  # type: ignore[attr-defined]
+        if problems:
+            print("\n\n".join(problems), file=sys.stderr)
+            print(f"\nservingbdd: {len(problems)} problem(s) in the feature files (above); nothing was run")
+            raise SystemExit(2)
+        _RUN_STATE["checked"] = True
+        return super().run_model(features)  # type: ignore[misc]
+
+
+def _check_before_running() -> None:
+    """Find the behave runner that is loading our steps (up the call stack) and give it the checks. Works
+    whatever runner class the project configured; a runner that is not behave's is left alone."""
+    import inspect
+
+    from behave.runner import ModelRunner
+
+    frame = inspect.currentframe()
+    while frame is not None:
+        runner = frame.f_locals.get("self")
+        if isinstance(runner, ModelRunner):
+            cls = type(runner)
+            if not issubclass(cls, CheckedRunner):
+                runner.__class__ = type(f"Checked{cls.__name__}", (CheckedRunner, cls), {})
+            return
+        frame = frame.f_back
+
+
+def feature_problems(features: Any, config: Any) -> list[str]:
+    """Malformed files (``file:line``) and the undefined or ambiguous steps of the selected scenarios."""
+    from harness.scenario_check import ScenarioStep, ambiguous_message, lint_feature, resolve_steps
+
+    registry = load_step_library()
+    problems: list[str] = []
+    for feature in features:
+        problems.extend(lint_feature(Path(feature.filename), str(feature.filename), registry))
+    if problems:
+        return problems
+    for feature in features:
+        for scenario in feature.walk_scenarios():
+            if not scenario.should_run(config):
+                continue
+            steps = [ScenarioStep(s.step_type, s.name, _location(s), _table(s)) for s in scenario.all_steps]
+            resolution = resolve_steps(steps, registry)
+            problems.extend(p for p in resolution.setup_problems() if p not in problems)
+            for step in resolution.undefined:
+                message = undefined_step_message(step.keyword, step.text, step.location, registry)
+                if message not in problems:
+                    problems.append(message)
+            for step, found in resolution.ambiguous:
+                message = ambiguous_message(step, found)
+                if message not in problems:
+                    problems.append(message)
+    return problems
 
 
 def _install_snippet_maker() -> None:
@@ -92,7 +159,8 @@ def before_all(context: Any) -> None:
     from harness.targets import ProfileError, TargetError, resolve
 
     userdata = context.config.userdata
-    _check_feature_files(context)
+    if not _RUN_STATE.get("checked"):  # a runner register_steps could not reach: lint here at least
+        _check_feature_files(context)
     try:
         target = resolve(userdata.get("target", "auto"), userdata.get("target_profile"), rootdir=Path.cwd())
     except (TargetError, ProfileError) as exc:
@@ -171,12 +239,26 @@ def after_scenario(context: Any, scenario: Any) -> None:
                 with trace.step(step.step_type, step.name, location, "") as record:
                     record.status = "undefined"
                 writer.write(record)
+    try:
+        if world is not None and scenario.status.name == "passed":
+            settle(world)  # a scenario made only of setup steps still starts what they describe
+    finally:
+        trace.forget_deferred()
+        if writer is not None:
+            writer.flush()
     if world is None:
         return
     if scenario.status.name == "failed":
         tails = "\n".join(f"----- {title} -----\n{text}" for title, text in log_tails(world))
         print(f"\nservingbdd: scenario failed: {scenario.name}\n{tails}", file=sys.stderr)
     _close_world(world)
+
+
+def _table(step: Any) -> tuple[tuple[str, ...], ...] | None:
+    table = step.table
+    if table is None:
+        return None
+    return (tuple(table.headings), *(tuple(row.cells) for row in table.rows))
 
 
 def _location(step: Any) -> str:

@@ -5,7 +5,9 @@
   both runners would otherwise take as description text), a file the Gherkin parser refuses.
 * :func:`resolve_steps`: every step of a scenario is matched against the step library: undefined and
   ambiguous steps are reported all at once, and the capabilities the scenario's steps need are collected,
-  so that a scenario its target cannot serve is skipped with the reason before a service starts.
+  so that a scenario its target cannot serve is skipped with the reason before a service starts; a step
+  that requires a setup option (links that accept network faults, a trainer ...) that no setup step of
+  the scenario provides, or a setup table a step cannot accept, is reported the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class ScenarioStep:
     keyword: str  # "given" | "when" | "then" (And/But resolved)
     text: str
     location: str  # "features/x.feature:12"
+    table: tuple[tuple[str, ...], ...] | None = None  # its data table, rows of cells
 
 
 @dataclass
@@ -36,9 +39,25 @@ class Resolution:
     undefined: list[ScenarioStep] = field(default_factory=list)
     ambiguous: list[tuple[ScenarioStep, list[StepDefinition]]] = field(default_factory=list)
     needs: dict[str, ScenarioStep] = field(default_factory=dict)  # capability -> first step needing it
+    unmet: list[tuple[ScenarioStep, str]] = field(default_factory=list)  # (step, setup option no step gives)
+    invalid: list[tuple[ScenarioStep, str]] = field(default_factory=list)  # (setup step, what is wrong)
+
+    def setup_problems(self) -> list[str]:
+        """The unmet setup requirements and the refused setup tables, each ``file:line: what``."""
+        from harness.steps_registry import SETUP_ADVICE
+
+        out = [f"{step.location}: {_said(step)}: {why}" for step, why in self.invalid]
+        for step, option in self.unmet:
+            advice = SETUP_ADVICE.get(option, f"add a step that provides {option!r}")
+            out.append(f"{step.location}: {_said(step)}: needs {advice}")
+        return out
 
     def missing(self, capabilities: frozenset[str] | set[str]) -> list[tuple[str, ScenarioStep]]:
         return [(c, step) for c, step in self.needs.items() if c not in capabilities]
+
+
+def _said(step: ScenarioStep) -> str:
+    return f"'{step.keyword.capitalize()} {step.text}'"
 
 
 def resolve_steps(steps: list[ScenarioStep], registry: list[StepDefinition]) -> Resolution:
@@ -55,7 +74,28 @@ def resolve_steps(steps: list[ScenarioStep], registry: list[StepDefinition]) -> 
         resolution.definitions.append((step, definition))
         for capability in definition.needs:
             resolution.needs.setdefault(capability, step)
+    _check_setup(resolution)
     return resolution
+
+
+def _check_setup(resolution: Resolution) -> None:
+    """Which setup options the scenario's setup steps provide; which steps require one none provides."""
+    provided: set[str] = set()
+    for step, definition in resolution.definitions:
+        if definition is None or not definition.provides:
+            continue
+        if callable(definition.provides):
+            table = [list(row) for row in step.table] if step.table is not None else None
+            try:
+                provided.update(definition.provides(definition.match(step.text) or {}, table))
+            except (AssertionError, ValueError) as exc:
+                resolution.invalid.append((step, str(exc)))
+        else:
+            provided.update(definition.provides)
+    for step, definition in resolution.definitions:
+        for option in definition.requires if definition is not None else ():
+            if option not in provided:
+                resolution.unmet.append((step, option))
 
 
 def skip_reason(target: str, missing: list[tuple[str, ScenarioStep]]) -> str:

@@ -12,6 +12,12 @@ Step modules: the ``steps`` package of this project, plus the packages a project
 ``[tool.servingbdd] steps = ["mysteps"]`` (its pyproject.toml), in ``SERVINGBDD_STEPS`` (comma-separated)
 or under the ``servingbdd.steps`` entry-point group. Registering the same pattern twice for the same
 keyword is an error at import time (like behave's ``AmbiguousStep``).
+
+*Setup* steps (``setup=True``) describe the services a scenario needs (a cluster, its options) without
+starting them, so that several of them stack in any order (``Given a cluster ...`` and ``And the
+cluster's links accept network faults``). The runners call :func:`run_step` for every step: before the
+first step that is not a setup step (and at the end of a scenario made only of setup steps, through
+:func:`settle`), the :data:`BEFORE_ACTION` hooks that step packages register start what was described.
 """
 
 from __future__ import annotations
@@ -57,6 +63,14 @@ class AmbiguousStep(ValueError):
     """The same step pattern was registered twice for the same keyword."""
 
 
+#: What a setup step provides: option names, or a function of the step's parsed values and its data table
+#: (None without one) returning them; it raises AssertionError for a table it cannot accept.
+Provides = tuple[str, ...] | Callable[[dict[str, Any], list[list[str]] | None], Iterable[str]]
+#: For each setup option a step may require, what to tell a QA engineer whose scenario lacks it (which
+#: step to add); step packages fill it, the checks before a run read it.
+SETUP_ADVICE: dict[str, str] = {}
+
+
 @dataclass(frozen=True, eq=False)
 class StepDefinition:
     keyword: str  # "given" | "when" | "then"
@@ -65,6 +79,9 @@ class StepDefinition:
     example: str | None = None
     needs: tuple[str, ...] = ()  # target capabilities the step uses
     also: tuple[str, ...] = field(default=())  # other keywords the same pattern is registered under
+    setup: bool = False  # describes what to start; the services start before the next other step
+    requires: tuple[str, ...] = ()  # setup options the step needs (checked before anything starts)
+    provides: Provides = ()  # setup options a setup step gives (or a function of its values and table)
 
     @cached_property
     def parser(self) -> parse.Parser:
@@ -100,6 +117,9 @@ class StepRegistry:
         *,
         example: str | None,
         needs: Iterable[str],
+        setup: bool = False,
+        requires: Iterable[str] = (),
+        provides: Provides = (),
     ) -> StepDefinition:
         for existing in self.definitions:
             if existing.keyword == keyword and existing.pattern == pattern and existing.func is not func:
@@ -107,15 +127,24 @@ class StepRegistry:
                     f"the {keyword} step {pattern!r} is defined twice: {existing.location} and "
                     f"{func.__code__.co_filename}:{func.__code__.co_firstlineno}"
                 )
-        definition = StepDefinition(keyword, pattern, func, example, tuple(needs))
+        definition = StepDefinition(
+            keyword,
+            pattern,
+            func,
+            example,
+            tuple(needs),
+            setup=setup,
+            requires=tuple(requires),
+            provides=provides if callable(provides) else tuple(provides),
+        )
         self.definitions.append(definition)
         return definition
 
     def decorator(
-        self, keyword: str, pattern: str, example: str | None, needs: Iterable[str]
+        self, keyword: str, pattern: str, example: str | None, needs: Iterable[str], **extra: Any
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(func: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(keyword, pattern, func, example=example, needs=needs)
+            self.add(keyword, pattern, func, example=example, needs=needs, **extra)
             return func
 
         return register
@@ -143,25 +172,61 @@ REGISTRY = StepRegistry()
 
 
 def given(
-    pattern: str, *, example: str | None = None, needs: Iterable[str] = ()
+    pattern: str,
+    *,
+    example: str | None = None,
+    needs: Iterable[str] = (),
+    setup: bool = False,
+    requires: Iterable[str] = (),
+    provides: Provides = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a Given step. ``example`` is shown in the step vocabulary doc (defaults to the pattern);
-    ``needs`` names the target capabilities it uses."""
-    return REGISTRY.decorator("given", pattern, example, needs)
+    ``needs`` names the target capabilities it uses; ``setup`` marks a step that only describes what to
+    start (see the module docstring), ``provides`` the setup options it gives and ``requires`` the ones
+    it needs (a scenario that requires one no step provides is an error before anything starts)."""
+    return REGISTRY.decorator(
+        "given", pattern, example, needs, setup=setup, requires=requires, provides=provides
+    )
 
 
 def when(
-    pattern: str, *, example: str | None = None, needs: Iterable[str] = ()
+    pattern: str, *, example: str | None = None, needs: Iterable[str] = (), requires: Iterable[str] = ()
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a When step."""
-    return REGISTRY.decorator("when", pattern, example, needs)
+    return REGISTRY.decorator("when", pattern, example, needs, requires=requires)
 
 
 def then(
-    pattern: str, *, example: str | None = None, needs: Iterable[str] = ()
+    pattern: str, *, example: str | None = None, needs: Iterable[str] = (), requires: Iterable[str] = ()
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a Then step."""
-    return REGISTRY.decorator("then", pattern, example, needs)
+    return REGISTRY.decorator("then", pattern, example, needs, requires=requires)
+
+
+#: Called with the World before every step that is not a setup step, and by :func:`settle`: each brings
+#: the services to what the scenario's setup steps described (and does nothing once they are).
+BEFORE_ACTION: list[Callable[[Any], None]] = []
+
+
+def before_action(func: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Register a :data:`BEFORE_ACTION` hook (a step package does it at import)."""
+    if func not in BEFORE_ACTION:
+        BEFORE_ACTION.append(func)
+    return func
+
+
+def settle(world: Any) -> None:
+    """Start what the setup steps so far described (no-op when nothing is pending)."""
+    for hook in BEFORE_ACTION:
+        hook(world)
+
+
+def run_step(definition: StepDefinition, world: Any, values: dict[str, Any]) -> Any:
+    """How both runners call a library step: a step that acts first settles the setup before it."""
+    __tracebackhide__ = True
+    if not definition.setup:
+        settle(world)
+    return definition.func(world, **values)
 
 
 def configured_packages(rootdir: Path | None = None) -> list[str]:

@@ -10,6 +10,11 @@ adapters wrap each executed step in :func:`step`, and, when a trace file is conf
 
 ``tools/stub_report.py --trace FILE`` reads it: a step that passed with ``touches == 0`` is hollow.
 A process-wide counter (not a ContextVar) so that calls made from helper threads inside a step count.
+
+A *setup* step (one cluster option among several, see :mod:`harness.steps_registry`) only describes what a
+later step applies when it starts the services: it calls :func:`defer_current`, and whatever is touched
+inside :func:`applying` is credited to it too. Its record is written once that happened (or at the end of
+the scenario, :meth:`TraceWriter.flush`), so a setup step whose options were never applied stays hollow.
 """
 
 from __future__ import annotations
@@ -33,19 +38,59 @@ class StepTrace:
     duration_s: float = 0.0
     touches: int = 0
     kinds: list[str] = field(default_factory=list)
+    pending: bool = field(default=False, repr=False)  # deferred, not applied yet: not written yet
 
 
 _lock = threading.Lock()
 _current: StepTrace | None = None
+_deferred: list[StepTrace] = []  # setup steps waiting for a later step to apply what they described
+_applying: list[StepTrace] = []  # setup steps being applied right now: credited with every touch
 
 
 def touch(kind: str, detail: str = "") -> None:
     """Record that the running step reached a real service (``kind``: http, backend, fault, load, file)."""
     with _lock:
-        if _current is not None:
-            _current.touches += 1
-            if kind not in _current.kinds:
-                _current.kinds.append(kind)
+        for record in ([_current] if _current is not None else []) + _applying:
+            record.touches += 1
+            if kind not in record.kinds:
+                record.kinds.append(kind)
+
+
+def current() -> StepTrace | None:
+    """The record of the step running now (its text and ``feature:line``), if any."""
+    return _current
+
+
+def defer_current() -> None:
+    """The running step describes what a later step applies: credit it with that step's touches."""
+    with _lock:
+        if _current is not None and _current not in _deferred:
+            _current.pending = True
+            _deferred.append(_current)
+
+
+@contextmanager
+def applying() -> Iterator[None]:
+    """Apply what the deferred steps described: every touch made meanwhile counts for them too."""
+    with _lock:
+        records = list(_deferred)
+        _deferred.clear()
+        _applying.extend(records)
+    try:
+        yield
+    finally:
+        with _lock:
+            for record in records:
+                _applying.remove(record)
+                record.pending = False
+
+
+def forget_deferred() -> None:
+    """End of a scenario: what was never applied stays as it is (hollow when it touched nothing)."""
+    with _lock:
+        for record in _deferred:
+            record.pending = False
+        _deferred.clear()
 
 
 @contextmanager
@@ -65,12 +110,30 @@ def step(keyword: str, text: str, location: str, function: str) -> Iterator[Step
 
 
 class TraceWriter:
-    """Appends step records to a JSON-lines file (opened per write: safe across xdist-like runs)."""
+    """Appends step records to a JSON-lines file (opened per write: safe across xdist-like runs); a
+    deferred record is held until what it described was applied, or until :meth:`flush`."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._held: list[StepTrace] = []
 
     def write(self, record: StepTrace) -> None:
+        self._held.append(record)
+        ready = [r for r in self._held if not r.pending]
+        self._held = [r for r in self._held if r.pending]
+        self._append(ready)
+
+    def flush(self) -> None:
+        """Write every held record (the end of a scenario)."""
+        ready, self._held = self._held, []
+        self._append(ready)
+
+    def _append(self, records: list[StepTrace]) -> None:
+        if not records:
+            return
         with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(asdict(record)) + "\n")
+            for record in records:
+                data = asdict(record)
+                data.pop("pending", None)
+                fh.write(json.dumps(data) + "\n")

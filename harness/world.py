@@ -130,7 +130,8 @@ class World:
 
             if self.reference.cluster.spec is None:
                 raise TargetError(
-                    "no cluster started in this scenario (missing a 'Given a cluster ...' step?)"
+                    "this step needs a cluster, and none was started: add a step like "
+                    "'Given a cluster with 2 workers serving demo version \"1\"' before it"
                 )
             self._gateway = GatewayClient(
                 self.target.inference_url,
@@ -149,7 +150,10 @@ class World:
             from harness.drivers.trainer import TrainerClient
 
             if self.spec is None or self.spec.trainer is None:
-                raise TargetError("no trainer in this scenario's cluster (start one with a trainer step)")
+                raise TargetError(
+                    "this step needs a drift trainer, and the scenario's cluster has none: add the step "
+                    "'And the cluster has a drift trainer checking every 0.5 seconds' after its cluster step"
+                )
             self._trainer = TrainerClient(self._backend().url("trainer"))
             self.defer("close the trainer client", self._trainer.close)
         return self._trainer
@@ -317,7 +321,10 @@ class World:
 
     def _database(self) -> Any:
         if self.database is None:
-            raise TargetError("no database server in this scenario (missing a step that starts one?)")
+            raise TargetError(
+                "this step needs the catalog in a database server, and the scenario has none: add the step "
+                "'And the cluster keeps its catalog in a PostgreSQL server' after its cluster step"
+            )
         return self.database
 
     # -- credentials: strangers, the join token's rotation, what `ps` shows ----------------------------

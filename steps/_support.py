@@ -106,8 +106,20 @@ def finish_load(world: World) -> None:
         world.mark("load_stopped")
 
 
+#: Waiters for windows that close in the background (an action started with "When I start ..."): each
+#: returns once the window ``window`` is closed, or at once when it knows nothing of it.
+WINDOW_WAITERS: list[Callable[[World, str], None]] = []
+
+
+def await_window(world: World, window: str) -> None:
+    """Wait until the action behind ``window`` (run in the background) has finished and closed it."""
+    for waiter in WINDOW_WAITERS:
+        waiter(world, window)
+
+
 def window_bounds(world: World, window: str) -> tuple[float, float]:
     """The instants a When step marked as ``<window>_started`` / ``<window>_ended``."""
+    await_window(world, window)
     return world.window(f"{window}_started", f"{window}_ended")
 
 
@@ -140,6 +152,7 @@ def keep_answer(world: World, window: str, answer: Any) -> None:
 
 
 def kept_answer(world: World, window: str) -> Any:
+    await_window(world, window)
     answer = world.answers.get(window)
     assert answer is not None, f"no {window} was attempted in this scenario (missing a 'When I ...' step?)"
     return answer

@@ -32,6 +32,15 @@ def _victims(world: World, count: int) -> list[ServiceInfo]:
     return running[:count]  # the oldest ones: the original worker goes too
 
 
+def label(world: World, name: str) -> str:
+    """A worker as errors name it: the feature's name, then the gateway's id (``worker-2 (id w-9b2-1)``)."""
+    ids = sorted(str(w.get("id")) for w in world.gateway.workers() if w.get("name") == name)
+    known = world.worker_id(name)
+    if not ids and known:
+        return f"{name} (id {known}, no longer listed)"
+    return f"{name} (id {', '.join(ids)})" if ids else f"{name} (not listed by the gateway)"
+
+
 @given(
     "{count:d} more workers start at the same time",
     example="Given 3 more workers start at the same time",
@@ -42,8 +51,11 @@ def _victims(world: World, count: int) -> list[ServiceInfo]:
     example="When 4 more workers start at the same time",
     needs=("workers",),
 )
+@given("{count:MoreWorkersStart}", example="Given 1 more worker starts", needs=("workers",))
+@when("{count:MoreWorkersStart}", example="When 2 more workers start", needs=("workers",))
 def add_workers(world: World, count: int) -> None:
-    """Start ``count`` worker processes concurrently; returns once each has registered with the gateway."""
+    """Start ``count`` worker processes concurrently (named worker-3, worker-4 ... after the ones already
+    started); returns once each has registered with the gateway holding the production versions."""
     before = {w.name for w in world.running_workers()}
     names = world.add_workers(count, wait=True)
     after = {w.name for w in world.running_workers()}
@@ -73,6 +85,33 @@ def kill_workers(world: World, count: int) -> None:
         assert code is not None, (
             f"expected {info.name} to be dead after SIGKILL, the backend says it still runs"
         )
+
+
+@given(
+    "{worker:WorkerName} is stopped gracefully",
+    example="Given worker-2 is stopped gracefully",
+    needs=("workers", "lifecycle"),
+)
+@when(
+    "{worker:WorkerName} is stopped gracefully",
+    example="When worker-2 is stopped gracefully",
+    needs=("workers", "lifecycle"),
+)
+def stop_worker(world: World, worker: str) -> None:
+    """SIGTERM (docker stop) this worker: it drains its in-flight requests, deregisters and must exit 0."""
+    name = label(world, worker)
+    code = world.stop_service(worker, grace=STOP_GRACE_S)
+    assert code == 0, f"expected {name} to exit 0 after a graceful stop, it exited with {code}"
+
+
+@given("{worker:WorkerName} is killed", example="Given worker-2 is killed", needs=("workers", "lifecycle"))
+@when("{worker:WorkerName} is killed", example="When worker-2 is killed", needs=("workers", "lifecycle"))
+def kill_worker(world: World, worker: str) -> None:
+    """SIGKILL (docker kill) this worker: no drain, no deregistration; the gateway must notice by itself."""
+    name = label(world, worker)
+    code = world.kill_service(worker)
+    assert code is not None, f"expected {name} to be dead after SIGKILL, the backend says it still runs"
+    world.mark(f"{worker}_killed")
 
 
 def _listed(world: World) -> list[dict]:
@@ -117,6 +156,33 @@ def unique_ids(world: World) -> None:
     assert not dup_ids, f"expected unique worker ids, the gateway lists duplicates {dup_ids}"
     assert not dup_urls, (
         f"expected one registry entry per worker address, the gateway lists duplicates {dup_urls}"
+    )
+
+
+@then(
+    'every listed worker holds {model:w} version "{version}"',
+    example='Then every listed worker holds demo version "2"',
+    needs=("admin", "workers"),
+)
+def every_worker_holds(world: World, model: str, version: str) -> None:
+    """The gateway lists at least one worker, and each worker it lists reports the version loaded when
+    asked directly on its own address (not only in the gateway's registry)."""
+    from steps.network import probe
+
+    listed = _listed(world)
+    assert listed, f"expected the gateway to list workers holding {model} version {version!r}; it lists none"
+    missing = []
+    for entry in listed:
+        name = str(entry.get("name"))
+        in_registry = {(m.get("name"), str(m.get("version"))) for m in entry.get("models", [])}
+        loaded = probe(world, name).loaded() if name in {w.name for w in world.running_workers()} else None
+        if (model, version) not in in_registry or loaded is None or (model, version) not in loaded:
+            missing.append(
+                f"{name} (id {entry.get('id')}): the gateway lists {sorted(in_registry)}, "
+                f"the worker itself reports {sorted(loaded) if loaded is not None else 'nothing (no answer)'}"
+            )
+    assert not missing, f"expected every listed worker to hold {model} version {version!r}; " + "; ".join(
+        missing
     )
 
 

@@ -23,6 +23,7 @@ from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps._support import poll
 from steps.cluster import start_cluster
+from steps.cluster_plan import require_setup
 
 CATALOG_FILE = "catalog.db"
 BACKUP_FILE = "backups/catalog.db.backup"
@@ -101,10 +102,13 @@ def _mark_damage(world: World) -> None:
     "with its catalog in a PostgreSQL server",
     example='Given a cluster with 1 worker serving demo version "1" with its catalog in a PostgreSQL server',
     needs=("catalog-db", "admin"),
+    setup=True,
+    provides=("postgres",),
 )
 def cluster_with_postgres(world: World, workers: int, model: str, version: str) -> None:
-    """Start a PostgreSQL server (harness-run, on a free port), then the cluster with its catalog there."""
-    start_cluster(world, workers, model, version, db=world.start_database())
+    """A PostgreSQL server (harness-run, on a free port), then the cluster with its catalog there; the same
+    as the cluster step with the add-on "the cluster keeps its catalog in a PostgreSQL server"."""
+    start_cluster(world, workers, model, version, postgres=True)
 
 
 @given(
@@ -223,9 +227,12 @@ def register_more(world: World, count: int) -> None:
     "the catalog database server is killed",
     example="When the catalog database server is killed",
     needs=("catalog-db", "admin"),
+    requires=("postgres",),
 )
 def kill_database(world: World) -> None:
-    """SIGKILL the PostgreSQL server holding the catalog (postmaster and backends), as a crash would."""
+    """SIGKILL the PostgreSQL server holding the catalog (postmaster and backends), as a crash would.
+    Needs a cluster that keeps its catalog in a PostgreSQL server."""
+    require_setup(world, "postgres")
     _mark_damage(world)
     world.kill_database()
 
@@ -234,16 +241,20 @@ def kill_database(world: World) -> None:
     "the catalog database server is restarted",
     example="When the catalog database server is restarted",
     needs=("catalog-db", "admin"),
+    requires=("postgres",),
 )
 def restart_database(world: World) -> None:
     """Start the killed PostgreSQL server again, same port and data; returns once it accepts connections."""
+    require_setup(world, "postgres")
     world.restart_database()
     world.mark("database_restarted")
 
 
 @when("the gateway is restarted", example="When the gateway is restarted", needs=("catalog-db", "admin"))
 def restart_gateway(world: World) -> None:
-    """Kill the gateway and start it again: its catalog then comes from the database alone."""
+    """Kill the gateway and start it again: its catalog then comes from the database alone. Returns once it
+    is live and the running workers it listed have registered with it again (see also "the gateway is
+    restarted and its workers have registered again", which checks that)."""
     world.restart_service("gateway")
 
 

@@ -27,9 +27,10 @@ from harness.targets.reference.traffic import TrafficDriver, TrafficReport
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps.cluster import start_cluster
+from steps.cluster_plan import DRIFT_BATCH_ROWS, drift_trainer, require_setup
 
 #: Rows per infer request; the trainer's window and minimum window are multiples of it.
-BATCH_ROWS = 50
+BATCH_ROWS = DRIFT_BATCH_ROWS
 #: Seeds of the traffic the scenarios send (see tests/sut/test_drift_scenarios.py).
 BASELINE_SEED = 11
 DRIFT_SEED = 1
@@ -73,9 +74,8 @@ def _state(world: World) -> DriftState:
 
 
 def _trainer_spec(world: World) -> TrainerSpec:
-    assert world.spec is not None and world.spec.trainer is not None, (
-        "no trainer in this cluster: start it with 'Given a cluster ... and a drift trainer ...'"
-    )
+    require_setup(world, "trainer")
+    assert world.spec is not None and world.spec.trainer is not None
     return world.spec.trainer
 
 
@@ -86,20 +86,13 @@ def _trainer_spec(world: World) -> TrainerSpec:
     example='Given a cluster with 1 worker serving demo version "1" '
     "and a drift trainer checking every 0.5 seconds",
     needs=("trainer", "admin"),
+    setup=True,
+    provides=("trainer",),
 )
 def cluster_with_trainer(world: World, workers: int, model: str, version: str, seconds: float) -> None:
-    """Start the cluster plus the trainer (windows of 600 rows, judged from 300; default thresholds)."""
-    artifact = world.artifacts.get((model, version))
-    assert artifact is not None, (
-        f"no artifact for {model} version {version!r}: add 'Given the demo model with versions \"{version}\"'"
-    )
-    trace.touch("file", f"baseline of {model} v{version}")
-    assert (artifact.path.parent / "baseline.npy").is_file(), (
-        f"{model} version {version!r} has no training baseline beside its artifact ({artifact.path.parent})"
-    )
-    trainer = TrainerSpec(interval=seconds, window=12 * BATCH_ROWS, min_window=6 * BATCH_ROWS)
-    start_cluster(world, workers, model, version, trainer=trainer)
-    assert world.trainer.live(), f"expected the trainer to be live at {world.trainer.base_url}"
+    """The cluster plus the trainer (windows of 600 rows, judged from 300; default thresholds); the same as
+    the cluster step with the add-on "the cluster has a drift trainer checking every ... seconds"."""
+    start_cluster(world, workers, model, version, trainer=drift_trainer(seconds))
 
 
 # -- When ---------------------------------------------------------------------------------------------
@@ -116,6 +109,7 @@ def _send(world: World, model: str, inputs: np.ndarray, labels: str) -> TrafficR
     "{rows:d} rows of baseline traffic are sent to {model:w} with labels from {labels:LabelSource}",
     example="When 600 rows of baseline traffic are sent to demo with labels from a changed relationship",
     needs=("trainer", "admin"),
+    requires=("trainer",),
 )
 def send_baseline(world: World, rows: int, model: str, labels: str) -> None:
     """Infer requests (50 rows each) drawn like the training data, each followed by its labels."""
@@ -128,6 +122,7 @@ def send_baseline(world: World, rows: int, model: str, labels: str) -> None:
     example="When 600 rows with feature 2 shifted by 0.02 standard deviations are sent to demo "
     "with labels from a changed relationship",
     needs=("trainer", "admin"),
+    requires=("trainer",),
 )
 def send_drifted(world: World, rows: int, feature: int, shift: float, model: str, labels: str) -> None:
     """Drifted traffic sent once: ``feature``'s mean moved by ``shift`` standard deviations."""
@@ -142,6 +137,7 @@ def send_drifted(world: World, rows: int, feature: int, shift: float, model: str
     example="When users keep sending rows with feature 2 shifted by 0.3 standard deviations to demo "
     "with labels from a changed relationship",
     needs=("trainer", "admin"),
+    requires=("trainer",),
 )
 def keep_sending_drifted(world: World, feature: int, shift: float, model: str, labels: str) -> None:
     """Continuous drifted traffic (one window of rows, replayed in order) until a Then step stops it."""
@@ -177,6 +173,7 @@ def _feature_table(features: list[dict[str, Any]]) -> str:
     "the trainer reports no drift for {model:w}",
     example="Then the trainer reports no drift for demo",
     needs=("trainer", "admin"),
+    requires=("trainer",),
 )
 def reports_no_drift(world: World, model: str) -> None:
     """Wait for a verdict judged after the last row was sent, over all of it; it must be ``no_drift``."""
@@ -205,6 +202,7 @@ def reports_no_drift(world: World, model: str) -> None:
     "the trainer reports drift on feature {feature:d} of {model:w} only",
     example="Then the trainer reports drift on feature 2 of demo only",
     needs=("trainer", "admin"),
+    requires=("trainer",),
 )
 def reports_drift_on(world: World, feature: int, model: str) -> None:
     """The statistics that triggered the retraining run (else the latest verdict) flag only ``feature``."""
@@ -230,6 +228,7 @@ def reports_drift_on(world: World, feature: int, model: str) -> None:
     "no retraining run of {model:w} has started",
     example="Then no retraining run of demo has started",
     needs=("trainer", "admin"),
+    requires=("trainer",),
 )
 def no_run(world: World, model: str) -> None:
     """Two more drift checks go by; the trainer lists no run for the model."""
@@ -250,6 +249,7 @@ def _finished_run(world: World, model: str) -> dict[str, Any]:
     "a retraining run of {model:w} completes without a manual step",
     example="Then a retraining run of demo completes without a manual step",
     needs=("trainer", "admin"),
+    requires=("trainer",),
 )
 def run_completes(world: World, model: str) -> None:
     """The trainer started the run on its own (trigger: drift) and finished it as ``completed``."""
@@ -265,6 +265,7 @@ def run_completes(world: World, model: str) -> None:
     'the retraining run of {model:w} is rejected with a reason saying "{text}"',
     example='Then the retraining run of demo is rejected with a reason saying "not below"',
     needs=("trainer", "admin"),
+    requires=("trainer",),
 )
 def run_rejected(world: World, model: str, text: str) -> None:
     """The run finished ``rejected`` (no new version registered), and its reason says why."""
@@ -283,6 +284,7 @@ def run_rejected(world: World, model: str, text: str) -> None:
     'a new artifact of {model:w} exists with a checksum different from version "{version}"',
     example='Then a new artifact of demo exists with a checksum different from version "1"',
     needs=("trainer", "admin"),
+    requires=("trainer",),
 )
 def new_artifact(world: World, model: str, version: str) -> None:
     """The completed run's artifact is on disk, its sha256 is what the run reports, and not the old one."""
@@ -302,6 +304,7 @@ def new_artifact(world: World, model: str, version: str) -> None:
     'the catalog lists {model:w} version "{version}" with parent version "{parent}"',
     example='Then the catalog lists demo version "2" with parent version "1"',
     needs=("trainer", "admin"),
+    requires=("trainer",),
 )
 def catalog_parent(world: World, model: str, version: str, parent: str) -> None:
     """The gateway's catalog has the version, registered with ``parent`` as its parent."""
@@ -321,6 +324,7 @@ def catalog_parent(world: World, model: str, version: str, parent: str) -> None:
     example='Then the labelled traffic is answered by version "2" within 60 seconds '
     "of the first drifted request",
     needs=("trainer", "admin"),
+    requires=("trainer",),
 )
 def traffic_answered_by(world: World, version: str, seconds: float) -> None:
     """The running traffic gets an answer from ``version``, and so does a request of our own through the
@@ -358,6 +362,7 @@ def traffic_answered_by(world: World, version: str, seconds: float) -> None:
     example="Then while the retrained version was rolled out "
     "every labelled request was answered successfully",
     needs=("trainer", "admin"),
+    requires=("trainer",),
 )
 def no_failures_during_rollout(world: World) -> None:
     """Stop the traffic; it spanned the rollout (answers from the old and the new version) with no failure."""
@@ -393,6 +398,7 @@ def _save_figures(world: World, state: DriftState) -> None:
     'the catalog lists only version "{version}" of {model:w}',
     example='Then the catalog lists only version "1" of demo',
     needs=("trainer", "admin"),
+    requires=("trainer",),
 )
 def catalog_only(world: World, version: str, model: str) -> None:
     """No version was registered besides ``version`` (a rejected candidate never reaches the catalog)."""

@@ -16,7 +16,7 @@ import parse
 
 from harness.drivers.worker import WorkerProbe
 from harness.observations import Observation
-from harness.steps_registry import given, parse_type, then, when
+from harness.steps_registry import given, parse_type, settle, then, when
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps._support import describe, inference_in, poll
@@ -75,6 +75,7 @@ def cluster_with_providers(
     """Start a gateway (with fault-injectable worker links) and one pool of workers per provider; the
     pools' order is the providers' priority."""
     start_cluster(world, 0, model, version, upstream_timeout=UPSTREAM_TIMEOUT_S, fault_links=True)
+    settle(world)  # the gateway now: the pools join it below
     state = _state.setdefault(world, _Providers())
     state.model = model
     for provider, count in ((first, first_count), (second, second_count)):

@@ -10,15 +10,14 @@ from __future__ import annotations
 import time
 from weakref import WeakKeyDictionary
 
-import parse
-
 from harness import trace
 from harness.drivers.worker import WorkerProbe
-from harness.steps_registry import given, parse_type, then, when
+from harness.steps_registry import given, then, when
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps._support import describe, inference_in, poll
 from steps.cluster import start_cluster
+from steps.cluster_plan import require_setup
 
 GATEWAY = "gateway"
 #: Requests the load must have sent after a fault took effect before a Then judges them.
@@ -27,20 +26,6 @@ AFTER_FAULT_SAMPLES = 50
 #: a little more. Both are allowed on top of the intervals a step names.
 SWEEP_SLACK_INTERVALS = 0.5
 SCHEDULING_SLACK_S = 0.25
-
-
-@parse_type("Duration")
-@parse.with_pattern(r"\d+(?:\.\d+)? seconds?")
-def parse_duration(text: str) -> float:
-    """``1 second`` / ``2.5 seconds`` -> seconds as a float."""
-    return float(text.split()[0])
-
-
-@parse_type("WorkerName")
-@parse.with_pattern(r"worker-\d+")
-def parse_worker_name(text: str) -> str:
-    """``worker-2``: a worker's service name (the backend names workers in start order)."""
-    return text
 
 
 #: When each link was cut, per World and worker (the expiry deadline counts from there).
@@ -70,12 +55,16 @@ def probe(world: World, worker: str) -> WorkerProbe:
     example='Given a cluster with 2 workers serving demo version "1", a heartbeat every 0.3 seconds '
     "and an upstream deadline of 1 second",
     needs=("workers", "links"),
+    setup=True,
+    provides=("links",),
 )
 def cluster_with_deadline(
     world: World, workers: int, model: str, version: str, heartbeat: float, deadline: float
 ) -> None:
-    """Start a gateway and workers with a short heartbeat and the gateway's deadline for every call to a
-    worker; the gateway<->worker links accept network faults (on the local backend: fault proxies)."""
+    """A gateway and workers with a short heartbeat and the gateway's deadline for every call to a worker;
+    the gateway<->worker links accept network faults (the same as the cluster step with the add-ons
+    "the cluster has a heartbeat every ...", "... an upstream deadline of ..." and "... links accept
+    network faults")."""
     start_cluster(
         world,
         workers,
@@ -92,15 +81,19 @@ def cluster_with_deadline(
     "the network between the gateway and {worker:WorkerName} is cut",
     example="Given the network between the gateway and worker-2 is cut",
     needs=("links", "admin"),
+    requires=("links",),
 )
 @when(
     "the network between the gateway and {worker:WorkerName} is cut",
     example="When the network between the gateway and worker-2 is cut",
     needs=("links", "admin"),
+    requires=("links",),
 )
 def cut(world: World, worker: str) -> None:
     """Partition: every byte between the gateway and the worker is dropped, both ways (the worker's
-    heartbeats and the gateway's requests hang); both processes keep running and are not told."""
+    heartbeats and the gateway's requests hang); both processes keep running and are not told. Needs a
+    cluster whose links accept network faults."""
+    require_setup(world, "links")
     ids = {str(w.get("id")) for w in world.gateway.workers() if w.get("name") == worker}
     assert ids, f"expected the gateway to list {worker} before its network is cut, it does not"
     world.partition(GATEWAY, worker)
@@ -112,9 +105,11 @@ def cut(world: World, worker: str) -> None:
     "the network between the gateway and {worker:WorkerName} is restored",
     example="When the network between the gateway and worker-2 is restored",
     needs=("links",),
+    requires=("links",),
 )
 def restore(world: World, worker: str) -> None:
     """Heal the link: traffic flows again (the worker finds out by itself that it must register again)."""
+    require_setup(world, "links")
     world.heal(GATEWAY, worker)
     world.mark(f"{worker}_healed")
 
@@ -123,10 +118,12 @@ def restore(world: World, worker: str) -> None:
     "calls from the gateway to {worker:WorkerName} are delayed by {ms:d} ms",
     example="When calls from the gateway to worker-1 are delayed by 200 ms",
     needs=("links",),
+    requires=("links",),
 )
 def delay(world: World, worker: str, ms: int) -> None:
     """Latency: every request the gateway sends the worker, with its answer, takes ``ms`` longer
-    (heartbeats from the worker are not delayed)."""
+    (heartbeats from the worker are not delayed). Needs a cluster whose links accept network faults."""
+    require_setup(world, "links")
     world.add_latency(GATEWAY, worker, ms)
 
 
@@ -134,9 +131,11 @@ def delay(world: World, worker: str, ms: int) -> None:
     "the delay on calls from the gateway to {worker:WorkerName} is removed",
     example="When the delay on calls from the gateway to worker-1 is removed",
     needs=("links",),
+    requires=("links",),
 )
 def remove_delay(world: World, worker: str) -> None:
     """The link is fast again."""
+    require_setup(world, "links")
     world.heal(GATEWAY, worker)
 
 
@@ -268,6 +267,10 @@ def slowed_but_ok(world: World, count: int, model: str, ms: int) -> None:
     )
 
 
+def _held(entry: dict) -> set[tuple[str, str]]:
+    return {(str(m.get("name")), str(m.get("version"))) for m in entry.get("models", [])}
+
+
 @then(
     "within {seconds:g} seconds the gateway lists {worker:WorkerName} again under a new id",
     example="Then within 3 seconds the gateway lists worker-2 again under a new id",
@@ -275,19 +278,39 @@ def slowed_but_ok(world: World, count: int, model: str, ms: int) -> None:
 )
 def listed_again(world: World, seconds: float, worker: str) -> None:
     """After a heal the worker's next heartbeat is refused (it expired), so it registers again: the gateway
-    lists it healthy under an id it did not have before the cut."""
+    lists it healthy under an id it did not have before the cut, holding every production version (the
+    ones it was assigned at registration, reported by its next heartbeat), so that it serves again."""
     old = _ids_at_cut.get(world, {}).get(worker, set())
-    listed = poll(
-        lambda: [w for w in world.gateway.workers() if w.get("name") == worker and w.get("healthy", False)],
-        bool,
-        timeout=seconds,
-    )
+
+    def entries() -> tuple[list[dict], set[tuple[str, str]]]:
+        production = {
+            (str(m.get("name")), str((m.get("aliases") or {}).get("production")))
+            for m in world.gateway.status().get("models", [])
+            if (m.get("aliases") or {}).get("production") is not None
+        }
+        listed = [
+            w
+            for w in world.gateway.workers()
+            if w.get("name") == worker and w.get("healthy", False) and str(w.get("id")) not in old
+        ]
+        return listed, production
+
+    def serving(found: tuple[list[dict], set[tuple[str, str]]]) -> bool:
+        listed, production = found
+        return any(production <= _held(w) for w in listed)
+
+    listed, production = poll(entries, serving, timeout=seconds)
+    every = [str(w.get("id")) for w in world.gateway.workers() if w.get("name") == worker]
     assert listed, (
-        f"expected the gateway to list {worker} again within {seconds:g} s of the heal, it does not"
+        f"expected the gateway to list {worker} again under a new id within {seconds:g} s of the heal; "
+        f"it lists it under {every or 'no id'} (ids before the cut: {sorted(old)})"
     )
-    ids = [str(w.get("id")) for w in listed]
-    assert not old & set(ids), f"expected {worker} under a new id, it is listed as {ids} again"
-    trace.touch("backend", f"{worker} listed as {ids}")
+    held = [sorted(_held(w)) for w in listed]
+    assert serving((listed, production)), (
+        f"expected {worker} listed again holding the production versions {sorted(production)} within "
+        f"{seconds:g} s; it is listed as {[str(w.get('id')) for w in listed]} holding {held}"
+    )
+    trace.touch("backend", f"{worker} listed as {[w.get('id') for w in listed]}")
 
 
 @then(

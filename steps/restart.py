@@ -176,3 +176,30 @@ def new_id(world: World) -> None:
         f"expected {request.worker} under a new id after the restart; it had {sorted(request.worker_ids)} "
         f"and is listed healthy as {sorted(ids)}"
     )
+
+
+@given(
+    "the gateway is restarted and its workers have registered again",
+    example="Given the gateway is restarted and its workers have registered again",
+    needs=("lifecycle", "workers", "admin"),
+)
+@when(
+    "the gateway is restarted and its workers have registered again",
+    example="When the gateway is restarted and its workers have registered again",
+    needs=("lifecycle", "workers", "admin"),
+)
+def restart_gateway(world: World) -> None:
+    """Kill the gateway and start it again (same address, its catalog read back from the database); returns
+    once every running worker it listed before has registered with the new process, under a new id,
+    holding the production versions: the next step does not race the registrations."""
+    running = {w.name for w in world.running_workers()}
+    before = {str(w.get("name")): str(w.get("id")) for w in world.gateway.workers()}
+    expected = sorted(set(before) & running)
+    world.restart_service("gateway")
+    after = {str(w.get("name")): str(w.get("id")) for w in world.gateway.workers() if w.get("healthy")}
+    missing = [n for n in expected if n not in after]
+    assert not missing, (
+        f"expected {expected} registered again after the gateway restart; it lists {sorted(after)}"
+    )
+    same = [f"{n} (id {after[n]})" for n in expected if after[n] == before[n]]
+    assert not same, f"expected new ids from the restarted gateway, these kept theirs: {same}"

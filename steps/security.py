@@ -362,6 +362,7 @@ def stranger_received_nothing(world: World) -> None:
     "and a join token overlap of {seconds:g} seconds",
     example='Given a cluster with 1 worker serving demo version "1" and a join token overlap of 3 seconds',
     needs=("workers", "admin"),
+    setup=True,
 )
 def cluster_with_overlap(world: World, workers: int, model: str, version: str, seconds: float) -> None:
     """Start the cluster; after a rotation the gateway accepts the previous join token ``seconds`` more."""

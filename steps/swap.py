@@ -6,9 +6,12 @@ import shutil
 import time
 from collections.abc import Callable
 
+import pytest
+
 from fixtures.models import corrupt_artifact
 from harness import trace
 from harness.drivers.gateway import Answer
+from harness.load.runner import LoadRun
 from harness.steps_registry import given, then, when
 from harness.world import World
 from steps._support import keep_answer, kept_answer
@@ -72,16 +75,26 @@ def register_bad_version(world: World, model: str, version: str, problem: str) -
         raise AssertionError(f"unknown artifact problem {problem!r}: use 'corrupt' or 'missing'")
 
 
-def admin_action(world: World, window: str, call: Callable[[], Answer]) -> None:
-    """Run an admin action (swap/rollback) as the window ``<window>``: under load, from ``WINDOW_LEAD_S``
-    before the request until ``WINDOW_TAIL_S`` after the answer; then gather samples for "after"."""
-    load = world.load
+def _running_load(world: World) -> LoadRun | None:
+    """The load, unless a Then step already stopped it to judge its history."""
+    return world.load if "load_stopped" not in world.marks else None
+
+
+def open_window(world: World, window: str) -> None:
+    """Mark the start of the window ``<window>``: under load, once the load is flowing, and
+    ``WINDOW_LEAD_S`` before the request."""
+    load = _running_load(world)
     if load is not None:
         load.wait_for_samples(len(load.samples()) + 20, timeout=30.0)  # the load is flowing right now
     world.mark(f"{window}_started")
     if load is not None:
         world.marks[f"{window}_started"] -= WINDOW_LEAD_S
-    answer = call()
+
+
+def close_window(world: World, window: str, answer: Answer) -> None:
+    """Keep the action's answer and mark the end of its window: under load ``WINDOW_TAIL_S`` after the
+    answer, then wait for samples "after" it."""
+    load = _running_load(world)
     if load is not None:
         time.sleep(WINDOW_TAIL_S)  # the load keeps running through the window's tail
     world.mark(f"{window}_ended")
@@ -90,10 +103,42 @@ def admin_action(world: World, window: str, call: Callable[[], Answer]) -> None:
         load.wait_for_samples(len(load.samples()) + SAMPLES_AFTER_SWAP, timeout=60.0)
 
 
+#: The version each admin action asked for ("swap" -> "2"); a rollback names none.
+REQUESTED = pytest.StashKey[dict[str, str]]()
+
+
+def confirm_outcome(world: World, window: str, model: str, answer: Answer) -> None:
+    """The gateway's state agrees with its answer to the action: a swap/rollback it answered as done left
+    the version it named in production; one it refused did not put the requested version there."""
+    models = {m["name"]: m for m in world.gateway.status().get("models", [])}
+    production = (models.get(model, {}).get("aliases") or {}).get("production")
+    if answer.ok:
+        to_version = answer.body.get("to_version") if isinstance(answer.body, dict) else None
+        assert production == to_version, (
+            f"the gateway answered that the {window} of {model} to version {to_version!r} was done, yet its "
+            f"production version is {production!r}"
+        )
+        return
+    requested = world.stash.get(REQUESTED, {}).get(window)
+    assert requested is None or production != requested, (
+        f"the gateway refused the {window} of {model} to version {requested!r} ({answer.status}: "
+        f"{answer.error}), yet its production version is {production!r}"
+    )
+
+
+def admin_action(world: World, window: str, call: Callable[[], Answer]) -> None:
+    """Run an admin action (swap/rollback) as the window ``<window>``: under load, from ``WINDOW_LEAD_S``
+    before the request until ``WINDOW_TAIL_S`` after the answer; then gather samples for "after"."""
+    open_window(world, window)
+    answer = call()
+    close_window(world, window, answer)
+
+
 @when('I swap {model:w} to version "{version}"', example='When I swap demo to version "2"', needs=("admin",))
 def swap(world: World, model: str, version: str) -> None:
     """Ask the gateway to hot-swap the model's production version. Under load, the ``swap`` window runs
     from 0.2 s before the request until 1 s after the gateway's answer."""
+    world.stash.setdefault(REQUESTED, {})["swap"] = version
     admin_action(world, "swap", lambda: world.gateway.swap(model, version))
 
 
@@ -101,6 +146,7 @@ def swap(world: World, model: str, version: str) -> None:
 def rollback(world: World, model: str) -> None:
     """Ask the gateway to roll the model back to its previous production version. Under load, the
     ``rollback`` window runs from 0.2 s before the request until 1 s after the gateway's answer."""
+    world.stash.setdefault(REQUESTED, {}).pop("rollback", None)
     admin_action(world, "rollback", lambda: world.gateway.rollback(model))
 
 

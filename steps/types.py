@@ -44,3 +44,24 @@ def parse_workers_are(text: str) -> int:
 def parse_alternatives(text: str) -> tuple[str, ...]:
     """``"shape"`` / ``"shape" or "size"`` -> ("shape", "size")."""
     return tuple(part.strip().strip('"') for part in text.split(" or "))
+
+
+@parse_type("Duration")
+@parse.with_pattern(r"\d+(?:\.\d+)? seconds?")
+def parse_duration(text: str) -> float:
+    """``1 second`` / ``2.5 seconds`` -> seconds as a float."""
+    return float(text.split()[0])
+
+
+@parse_type("WorkerName")
+@parse.with_pattern(r"worker-\d+")
+def parse_worker_name(text: str) -> str:
+    """``worker-2``: a worker's service name (the backend names workers in start order)."""
+    return text
+
+
+@parse_type("MoreWorkersStart")
+@parse.with_pattern(r"\d+ more (?:worker starts|workers start)")
+def parse_more_workers_start(text: str) -> int:
+    """``1 more worker starts`` / ``3 more workers start`` -> the count."""
+    return int(text.split()[0])

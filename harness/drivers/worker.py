@@ -30,6 +30,17 @@ class WorkerProbe:
             return None
         return resp.json() if resp.status_code == 200 else None
 
+    def loaded(self) -> set[tuple[str, str]] | None:
+        """The (model, version) pairs the worker holds ready right now; None when it does not answer."""
+        status = self.status()
+        if status is None:
+            return None
+        return {
+            (str(m.get("name")), str(m.get("version")))
+            for m in status.get("models", [])
+            if m.get("state", "READY") == "READY"
+        }
+
     def in_flight(self) -> int:
         """Inference requests the worker is running right now (0 when it does not answer)."""
         status = self.status()

@@ -12,13 +12,15 @@ paths given) as a module of scenarios run by pytest-bdd, on the target chosen wi
 * :mod:`.step_fixtures`: the step library registered with pytest-bdd;
 * :mod:`.world`: the ``world`` fixture and the log tails of failed scenarios;
 * :mod:`.tracing`: per-step statuses and the ``--step-trace`` file;
-* :mod:`.reporter`: the Gherkin terminal output.
+* :mod:`.reporter`: the Gherkin terminal output;
+* :mod:`.reports`: JUnit and Cucumber JSON in the feature's language, also after an interrupted run.
 """
 
 from harness.pytest_plugin.collection import pytest_collect_file, pytest_collection_modifyitems
 from harness.pytest_plugin.options import pytest_addoption
 from harness.pytest_plugin.session import pytest_configure, pytest_report_header, pytest_sessionstart
 from harness.pytest_plugin.tracing import (
+    pytest_bdd_after_scenario,
     pytest_bdd_after_step,
     pytest_bdd_before_scenario,
     pytest_bdd_before_step_call,
@@ -29,6 +31,7 @@ from harness.pytest_plugin.world import pytest_runtest_makereport, world
 
 __all__ = [
     "pytest_addoption",
+    "pytest_bdd_after_scenario",
     "pytest_bdd_after_step",
     "pytest_bdd_before_scenario",
     "pytest_bdd_before_step_call",

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from harness.pytest_plugin.options import gherkin_enabled
+from harness.pytest_plugin.reports import scenario_info
 from harness.pytest_plugin.state import rel, run_state
 from harness.scenario_check import (
     ScenarioStep,
@@ -81,10 +82,15 @@ def _check(item: pytest.Item, template: Any) -> None:
     context = callspec.params.get(EXAMPLE_PARAM, {}) if callspec is not None else {}
     rendered = template.render(context)
     location = rel(item.config, template.feature.filename)
-    steps = [ScenarioStep(s.type, s.name, f"{location}:{s.line_number}") for s in rendered.steps]
+    state.infos[item.nodeid] = scenario_info(template.feature, rendered, location)
+    steps = [
+        ScenarioStep(s.type, s.name, f"{location}:{s.line_number}", _table(s.datatable))
+        for s in rendered.steps
+    ]
     resolution = resolve_steps(steps, load_step_library())
     problems = [_undefined(step) for step in resolution.undefined]
     problems += [ambiguous_message(step, found) for step, found in resolution.ambiguous]
+    problems += resolution.setup_problems()
     item.stash[PROBLEMS] = problems
     missing = resolution.missing(state.target.capabilities)
     if missing and not problems:
@@ -96,6 +102,10 @@ def _check(item: pytest.Item, template: Any) -> None:
             item.add_marker(
                 pytest.mark.xfail(reason=f"known defect of {state.target.name}: {reason}", strict=True)
             )
+
+
+def _table(datatable: Any) -> tuple[tuple[str, ...], ...] | None:
+    return None if datatable is None else tuple(tuple(row) for row in datatable.raw())
 
 
 def _undefined(step: ScenarioStep) -> str:
@@ -122,5 +132,7 @@ def pytest_collection_modifyitems(
             reporter.write_line("")
             reporter.write_line(text, red=True)
         pytest.exit(
-            f"{len(problems)} undefined or ambiguous step(s) in the selected scenarios (above)", returncode=2
+            f"{len(problems)} undefined or ambiguous step(s) or unmet set-ups in the selected scenarios "
+            "(above)",
+            returncode=2,
         )

@@ -11,6 +11,7 @@ import pytest
 from harness import trace
 from harness.pytest_plugin.options import gherkin_enabled
 from harness.pytest_plugin.reporter import use_gherkin_reporter
+from harness.pytest_plugin.reports import ProgressTracker, configure_reports
 from harness.pytest_plugin.state import STATE, RunState, run_state
 
 
@@ -47,6 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "servingbdd-steps")
     use_gherkin_reporter(config)
+    config.pluginmanager.register(ProgressTracker(config), "servingbdd-progress")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -65,6 +67,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Before the first scenario, with progress on the terminal: the target's own set-up, and on docker the
     missing images."""
     state = run_state(session.config)
+    if state is not None:
+        configure_reports(session.config)  # after every plugin's pytest_configure (pytest-bdd's writer)
     if state is None or not state.target.needs_backend or session.config.option.collectonly:
         return  # --collect-only checks the scenarios and starts nothing
     from harness.backends.select import choose

@@ -15,7 +15,9 @@ from harness import trace
 @dataclass
 class ScenarioRecord:
     steps: list[tuple[str, str, int]]  # keyword, text, line
-    status: dict[int, str] = field(default_factory=dict)  # line -> passed | failed | undefined
+    status: dict[int, str] = field(default_factory=dict)  # line -> passed | failed | undefined | skipped
+    durations: dict[int, float] = field(default_factory=dict)  # line -> seconds
+    functions: dict[int, str] = field(default_factory=dict)  # line -> the step definition's file:line
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -26,6 +28,7 @@ class RunState:
     trace: trace.TraceWriter | None = None
     scenarios: dict[str, ScenarioRecord] = field(default_factory=dict)  # nodeid -> record
     active: dict[str, tuple[Any, trace.StepTrace]] = field(default_factory=dict)  # nodeid -> open step
+    infos: dict[str, Any] = field(default_factory=dict)  # nodeid -> reports.ScenarioInfo
 
 
 STATE = pytest.StashKey[RunState]()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest_bdd
 from pytest_bdd import parsers
 
-from harness.steps_registry import CUSTOM_TYPES, StepDefinition, load_step_library
+from harness.steps_registry import CUSTOM_TYPES, StepDefinition, load_step_library, run_step
 
 
 def wrap_step(definition: StepDefinition) -> Callable[..., Any]:
@@ -23,7 +23,7 @@ def wrap_step(definition: StepDefinition) -> Callable[..., Any]:
 
     def step_impl(world: Any, **values: Any) -> Any:
         __tracebackhide__ = True
-        return func(world, **values)
+        return run_step(definition, world, values)
 
     params = [inspect.Parameter("world", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     params += [inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in definition.params]

@@ -10,7 +10,7 @@ import pytest
 from harness import trace
 from harness.pytest_plugin.state import ScenarioRecord, rel, run_state
 from harness.snippets import short_location, undefined_step_message
-from harness.steps_registry import load_step_library
+from harness.steps_registry import load_step_library, settle
 
 
 def _function_location(step_func: Callable[..., Any]) -> str:
@@ -26,6 +26,23 @@ def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, sce
     if state is not None:
         steps = [(s.keyword.strip(), s.name, s.line_number) for s in scenario.steps]
         state.scenarios[request.node.nodeid] = ScenarioRecord(steps)
+
+
+def pytest_bdd_after_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
+    """A scenario whose steps all passed starts what its trailing setup steps described (a scenario made
+    only of setup steps must still start its services); then the held trace records are written."""
+    from harness.pytest_plugin.world import WORLD_KEY
+
+    state = run_state(request.config)
+    record = state.scenarios.get(request.node.nodeid) if state is not None else None
+    world = request.node.stash.get(WORLD_KEY, None)
+    try:
+        if world is not None and record is not None and set(record.status.values()) == {"passed"}:
+            settle(world)
+    finally:
+        trace.forget_deferred()
+        if state is not None and state.trace is not None:
+            state.trace.flush()
 
 
 def pytest_bdd_before_step_call(
@@ -60,6 +77,9 @@ def _end_step(request: pytest.FixtureRequest, feature: Any, step: Any, step_func
     context, step_trace = opened
     step_trace.status = status
     context.__exit__(None, None, None)
+    if record is not None:
+        record.durations[step.line_number] = step_trace.duration_s
+        record.functions[step.line_number] = step_trace.function
     if state.trace is not None:
         state.trace.write(step_trace)
 

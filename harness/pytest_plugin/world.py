@@ -42,6 +42,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     the_world = item.stash.get(WORLD_KEY, None)
     if report.failed and report.when in ("setup", "call") and the_world is not None:
-        # "Captured stderr" sections are what the JUnit XML writes into <system-err>
-        report.sections.extend((f"Captured stderr {title}", text) for title, text in log_tails(the_world))
+        # "Captured stderr" sections are what the JUnit XML writes into <system-err> (their content only:
+        # each one starts with its title, so that the reader there knows which service it is)
+        for title, text in log_tails(the_world):
+            report.sections.append((f"Captured stderr {title}", f"===== {title} =====\n{text}"))
     return report

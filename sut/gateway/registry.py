@@ -38,6 +38,12 @@ class Worker:
         self.models.add(key)
         self.loaded_by_gateway[key] = time.monotonic() + protect_for
 
+    def describe(self) -> str:
+        """How errors name a worker: as its operator named it, then the gateway's id and address
+        (``worker-2 (id w-9b208a-1, http://127.0.0.1:8012)``), so a feature's "worker-2" is found in them."""
+        label = self.name if "worker" in self.name else f"worker {self.name}".rstrip()
+        return f"{label} (id {self.id}, {self.url})"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -160,19 +160,19 @@ class Router:
                 status, content = await self._send(worker.url, method, path, body)
         except (TimeoutError, httpx.TimeoutException):
             raise ApiError(
-                f"model {model!r} version {version!r}: worker {worker.id} ({worker.url}) did not answer "
+                f"model {model!r} version {version!r}: {worker.describe()} did not answer "
                 f"within the upstream timeout of {self.timeout:g} s",
                 504,
             ) from None
         except _CONNECTION_FAILURES as exc:
-            reason = f"worker {worker.id} ({worker.url}) connection failed: {type(exc).__name__}: {exc}"
+            reason = f"{worker.describe()} connection failed: {type(exc).__name__}: {exc}"
             await self._worker_failed(worker, reason)
             return reason
         finally:
             worker.in_flight -= 1
         if status == 503:
             # a draining worker (graceful stop): stop sending it work and try another one
-            reason = f"worker {worker.id} ({worker.url}) answered 503: {_error_text(content)}"
+            reason = f"{worker.describe()} answered 503: {_error_text(content)}"
             await self._worker_failed(worker, reason)
             return reason
         if status == 429:
@@ -183,7 +183,7 @@ class Router:
             # the worker no longer holds the version (unloaded since its last heartbeat)
             worker.models.discard((model, version))
             if self.registry.pick(model, version, exclude={worker.id}) is not None:
-                return f"worker {worker.id} ({worker.url}) answered 404: {_error_text(content)}"
+                return f"{worker.describe()} answered 404: {_error_text(content)}"
         return Upstream(status, content, worker.id)
 
     async def _send(self, base_url: str, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:

@@ -38,7 +38,7 @@ def test_close_runs_undo_actions_newest_first_and_survives_failing_ones(world: W
 
 def test_gateway_needs_a_started_cluster(world: World) -> None:
     assert isinstance(world.target, ReferenceTarget)  # the default target
-    with pytest.raises(RuntimeError, match="no cluster started"):
+    with pytest.raises(RuntimeError, match="needs a cluster, and none was started: add a step like"):
         _ = world.gateway
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -198,3 +199,42 @@ def test_swap_failing_on_one_worker_is_undone_on_the_others(tmp_path: Path) -> N
         assert f'sut_memory_bytes{{model="demo",version="1"}} {2 * arts["1"].size_bytes}.0' in text
     finally:
         c.close()
+
+
+def test_a_worker_lost_during_a_swap_does_not_hold_it_up(cluster: Cluster) -> None:
+    """A frozen worker (SIGSTOP: its load hangs, its heartbeats stop, as behind a partition) leaves the
+    registry after 3 missed heartbeats; the swap goes on with the others instead of waiting for the
+    load deadline (30 s) and undoing itself, and names the lost worker in its answer and audit."""
+    frozen = cluster.workers[1]
+    (frozen_id,) = [w["id"] for w in cluster.get("/admin/workers").json() if w["name"] == "b"]
+    frozen.signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        r = cluster.post("/admin/models/demo/swap", {"version": "2"})
+        took = time.monotonic() - started
+    finally:
+        frozen.signal(signal.SIGCONT)
+    assert r.status_code == 200, r.text
+    assert took < 5.0, f"the swap waited {took:.1f} s for a worker that had left the registry"
+    assert [entry["worker"] for entry in r.json()["lost"]] == [frozen_id], r.json()
+    assert r.json()["lost"][0]["name"] == "b"
+    assert production(cluster) == "2"
+    assert {cluster.infer().json()["model_version"] for _ in range(4)} == {"2"}
+    (entry,) = cluster.get("/admin/audit", params={"action": "swap"}).json()
+    assert [lost["worker"] for lost in entry["details"]["lost"]] == [frozen_id]
+    # back from the freeze it registers again and is assigned the production version
+    cluster.wait_holders("demo", "2", 2, timeout=30.0)
+
+
+def test_a_killed_worker_fails_the_swap_fast_naming_it(cluster: Cluster) -> None:
+    """A worker that died but is still registered refuses the load's connection: the swap fails at once
+    (it may be the new version that kills workers), naming the worker as its operator named it."""
+    (dead_id,) = [w["id"] for w in cluster.get("/admin/workers").json() if w["name"] == "b"]
+    cluster.workers[1].kill()
+    started = time.monotonic()
+    r = cluster.post("/admin/models/demo/swap", {"version": "2"})
+    took = time.monotonic() - started
+    assert r.status_code == 502, r.text
+    assert took < 5.0, f"the refusal took {took:.1f} s"
+    assert f"worker b (id {dead_id}, " in r.json()["error"], r.json()
+    assert production(cluster) == "1"

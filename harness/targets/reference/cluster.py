@@ -112,14 +112,37 @@ class ReferenceCluster:
     # -- lifecycle with the state it promises ----------------------------------------------------
     def restart(self, name: str) -> None:
         """A fresh process under the same name and address; a worker is awaited until the gateway lists
-        it under a new id holding production, the gateway until it is live."""
+        it under a new id holding production; the gateway until it is live and the workers it listed
+        before (else every running worker) have registered with it again, holding production."""
         stale: dict[str, set[str]] = {}
-        if self.backend.spec(name).kind == "worker":  # a killed worker stays listed until it expires
+        kind = self.backend.spec(name).kind
+        if kind == "worker":  # a killed worker stays listed until it expires
             known = {self._worker_ids[name]} if name in self._worker_ids else set()
             stale[name] = self._admin().registered_ids(self._advertise_url(name)) | known
+        elif kind == "gateway":
+            stale = self._listed_ids()
         self.backend.restart(name)
-        if self.backend.spec(name).kind == "worker":
+        if kind == "worker":
             self.wait_registered([name], stale_ids=stale)
+        elif kind == "gateway" and stale:
+            self.wait_registered(sorted(stale), stale_ids=stale)
+
+    def _listed_ids(self) -> dict[str, set[str]]:
+        """Running worker name -> the ids the gateway lists it under now; when the gateway does not answer,
+        every running worker (with no id)."""
+        running = [s.name for s in self.backend.services() if s.kind == "worker" and s.running]
+        listed = self._admin().get("/admin/workers")
+        if isinstance(listed, dict):
+            listed = listed.get("workers")
+        if not isinstance(listed, list):
+            return {n: set() for n in running}
+        out: dict[str, set[str]] = {}  # a listed worker that no longer runs will not register again
+        by_url = {self._advertise_url(n): n for n in running}
+        for worker in listed:
+            service = by_url.get(str(worker.get("url", "")).rstrip("/"))
+            if service is not None:
+                out.setdefault(service, set()).add(str(worker.get("id")))
+        return out
 
     def worker_id(self, name: str) -> str | None:
         """The id the gateway gave this worker when the cluster last saw it register."""
