@@ -14,6 +14,7 @@ from steps import (  # noqa: F401
     inference,
     load,
     memory,
+    memory_truth,
     network,
     performance,
     protocol,
