@@ -42,9 +42,10 @@ READINGS, READING_GAP_S = 3, 0.3
 def large_versions(world: World, model: str, versions: tuple[str, ...], mb: int) -> None:
     """Build versions whose weights really take ``mb`` MB in memory (one dense initializer each, read by
     every inference), ready to serve or register; they take the demo model's input and output."""
+    root = world.reference.artifact_root
     for version in versions:
         trace.touch("file", f"build large {model} v{version} {mb} MB")
-        world.artifacts[(model, version)] = large_model(world.reference.artifact_root, model, version, mb * MB)
+        world.artifacts[(model, version)] = large_model(root, model, version, mb * MB)
 
 
 def _rss(world: World, name: str) -> int:
