@@ -48,6 +48,16 @@ def large_versions(world: World, model: str, versions: tuple[str, ...], mb: int)
         world.artifacts[(model, version)] = large_model(root, model, version, mb * MB)
 
 
+@given(
+    'a large {model:w} version "{version}" of {mb:d} MB',
+    example='Given a large demo version "1" of 150 MB',
+    needs=("workers", "memory"),
+)
+def large_version(world: World, model: str, version: str, mb: int) -> None:
+    """One large version (see the step above), built but not registered."""
+    large_versions(world, model, (version,), mb)
+
+
 def _rss(world: World, name: str) -> int:
     readings = []
     for i in range(READINGS):

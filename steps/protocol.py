@@ -282,7 +282,7 @@ def ready_and_serving(world: World, model: str) -> None:
 def model_not_ready(world: World, model: str) -> None:
     """``GET /v2/models/{m}/ready`` is not 200 (a model that cannot serve must not claim it can)."""
     ready = world.v2.model_ready(model)
-    assert not ready.ok, f"{model} reports ready after it was unloaded: {_describe_answer(ready)}"
+    assert not ready.ok, f"{model} reports ready while it cannot serve: {_describe_answer(ready)}"
 
 
 @then(
