@@ -22,5 +22,6 @@ from steps import (  # noqa: F401
     protocol,
     readiness,
     restart,
+    rollout,
     swap,
 )

@@ -261,6 +261,29 @@ def explicit_version(world: World, model: str, version: str) -> None:
     assert problem is None, problem
 
 
+@then(
+    'a request for {model:w} version "{version}", which is not served, is not answered by another version',
+    example='Then a request for demo version "2", which is not served, is not answered by another version',
+)
+def unserved_version(world: World, model: str, version: str) -> None:
+    """A request naming a version the server does not serve is refused (a 4xx, or 503 "unavailable"); a
+    server that serves it after all (loading it on demand) must answer with that version's outputs.
+    Never another version's answer: a client that asks for a version relies on getting it."""
+    answer = world.v2.infer(model, version=version, seed=6)
+    if answer.ok:
+        assert answer.model_version == version, (
+            f"asked for {model} version {version!r}, which is not served; version "
+            f"{answer.model_version!r} answered instead"
+        )
+        problem = wrong_outputs(world, model, answer, version)
+        assert problem is None, f"asked for version {version!r}, got another version's outputs: {problem}"
+        return
+    assert answer.status in range(400, 500) or answer.status == 503, (
+        f"expected a request for {model} version {version!r}, which is not served, to be refused with a 4xx "
+        f"or 503; the server answered {_describe_answer(answer)}"
+    )
+
+
 # -- readiness -------------------------------------------------------------------------------------------
 @then(
     "the server and {model:w} report ready, and a request sent at once succeeds",
