@@ -167,16 +167,26 @@ def _read_junit(path: Path, outcome: Outcome) -> None:
         for tag in ("failure", "error"):
             problem = testcase.find(tag)
             if problem is not None:
-                step, message = _split(problem.get("message") or problem.text or "")
+                message = problem.get("message") or ""
+                if "more line" in message or not message:  # long: the element's text has it all
+                    message = "\n".join(
+                        line.removeprefix("E   ") for line in (problem.text or "").splitlines()
+                    )
+                step, message = _split(message)
                 outcome.failures.append((testcase.get("name", "?"), step, message))
 
 
 def _split(message: str) -> tuple[str, str]:
     """``AssertionError: <step>  (features/x.feature:12)\\n<what went wrong>`` -> (step, what)."""
-    first, _, rest = message.partition("\n")
+    first, _, rest = message.strip().partition("\n")
     _, _, step = first.partition(": ")
     step = step.rsplit("  (features/", 1)[0].strip()
-    return step, " ".join(rest.split())
+    lines = []
+    for line in rest.splitlines():
+        if line.strip().startswith("assert ") or line.startswith(("E ", "/")):  # pytest's own explanation
+            break
+        lines.append(line)
+    return step, " ".join(" ".join(lines).split())
 
 
 def describe(outcome: Outcome, width: int = 300) -> str:
