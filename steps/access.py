@@ -18,7 +18,7 @@ import pytest
 from harness.drivers.v2 import Answer
 from harness.steps_registry import then, when
 from harness.world import World
-from steps._support import wrong_outputs
+from steps._support import judged, wrong_outputs
 
 #: What every way of presenting a credential sends: name -> (headers, query string) for the token.
 CREDENTIALS = (
@@ -196,6 +196,7 @@ def _attempts(world: World) -> tuple[str, Snapshot, list[Attempt]]:
 def all_refused(world: World) -> None:
     """Each call got 401 or 403, and its answer names no artifact hash and no worker address."""
     _, before, attempts = _attempts(world)
+    judged([a.answer for a in attempts], "answers to admin calls without the right credential")
     unsent = [a for a in attempts if a.answer.status == 0]
     assert not unsent, (
         f"{len(unsent)} calls got no answer at all, e.g. {unsent[0].route.method} {unsent[0].path} with "

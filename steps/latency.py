@@ -18,7 +18,7 @@ from harness.drivers.v2 import Answer
 from harness.steps_registry import then, when
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
-from steps._support import wrong_outputs
+from steps._support import judged, wrong_outputs
 
 #: The first pairs warm the connections and caches up; they are sent but not judged.
 WARM_UP_PAIRS = 5
@@ -27,6 +27,7 @@ WARM_UP_PAIRS = 5
 @dataclass
 class Pairs:
     model: str
+    answers: list[Answer]  # the health checks and inference answers, in the order sent
     baseline_s: list[float]
     inference_s: list[float]
 
@@ -56,16 +57,17 @@ def alternate(world: World, count: int, model: str) -> None:
     """Send, one at a time, a liveness check (``GET /v2/health/live``) and then an inference request,
     ``count`` times (after a few warm-up pairs). Every inference must succeed with the outputs its
     version computes."""
-    baseline, inference = [], []
+    baseline, inference, answers = [], [], []
     for i in range(WARM_UP_PAIRS + count):
         live = world.v2.live()
         assert live.ok, f"the health check failed: {live.status} {live.error}"
         answer = world.v2.infer(model, seed=i)
         _judge(world, model, answer)
         if i >= WARM_UP_PAIRS:
+            answers += [live, answer]
             baseline.append(live.latency_s)
             inference.append(answer.latency_s)
-    world.stash[PAIRS] = pairs = Pairs(model, baseline, inference)
+    world.stash[PAIRS] = pairs = Pairs(model, answers, baseline, inference)
     print(pairs.describe())
 
 
@@ -78,6 +80,7 @@ def _judge(world: World, model: str, answer: Answer) -> None:
 def _pairs(world: World) -> Pairs:
     pairs = world.stash.get(PAIRS, None)
     assert pairs is not None, "no paired requests were sent (missing 'When N requests ... alternate ...')"
+    judged(pairs.answers, "paired health checks and inference answers")
     return pairs
 
 

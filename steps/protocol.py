@@ -21,7 +21,7 @@ from harness.drivers.v2 import Answer
 from harness.steps_registry import given, then, when
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
-from steps._support import keep_answer, poll, wrong_outputs
+from steps._support import judged, keep_answer, poll, wrong_outputs
 from steps.swap import admin_action
 
 #: The requests a step sent, for the Then steps that judge them.
@@ -113,6 +113,7 @@ def _flat(data: Any) -> list[Any]:
 def ids_echoed(world: World) -> None:
     """The ``id`` of each answer is the id its request carried."""
     _, answers = _sent(world)
+    judged(answers, "answers to sequential requests")
     wrong = [
         (a.request.get("id") if a.request else None, a.body.get("id") if isinstance(a.body, dict) else None)
         for a in answers
@@ -129,6 +130,7 @@ def computed_by_named_version(world: World) -> None:
     """Each answer names a version, and its outputs are what that version's model computes for the
     request's inputs (the target knows the models: the reference cluster runs the artifact itself)."""
     model, answers = _sent(world)
+    judged(answers, "answers to sequential requests")
     unnamed = [a for a in answers if a.model_version is None]
     assert not unnamed, f"{len(unnamed)} answers name no model_version, e.g. {_describe_answer(unnamed[0])}"
     spec = world.model(model)
@@ -177,6 +179,7 @@ def refused_4xx(world: World, words: tuple[str, ...]) -> None:
     it contains one of ``words`` (case-insensitive)."""
     answer = world.stash.get(REFUSED, None)
     assert answer is not None, "no malformed request was sent in this scenario"
+    judged([answer], "answer to a malformed request")
     assert 400 <= answer.status < 500, (
         f"expected a 4xx for the malformed request, the server answered {_describe_answer(answer)}"
     )
@@ -439,6 +442,7 @@ def in_flight_survived(world: World) -> None:
         "the request finished before the unload began: it was not in flight (make it longer)"
     )
     answer = flight.answer
+    judged([answer], "answer to the request in flight")
     assert answer.ok, f"the request in flight during the unload failed: {_describe_answer(answer)}"
     problem = wrong_outputs(world, flight.model, answer)
     assert problem is None, f"the request in flight was miscomputed: {problem}"

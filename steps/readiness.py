@@ -18,7 +18,7 @@ from harness.drivers.v2 import Answer, V2Client
 from harness.steps_registry import given, then, when
 from harness.targets.reference import ClusterSpec
 from harness.world import World
-from steps._support import poll, wrong_outputs
+from steps._support import judged, poll, wrong_outputs
 
 #: The prober's pause between two rounds (a round is two readiness requests, maybe an inference).
 PROBE_GAP_S = 0.01
@@ -29,9 +29,17 @@ PROBE_LIMIT_S = 300.0
 @dataclass
 class Probe:
     at: float  # seconds since the prober started
-    server_ready: bool
-    model_ready: bool
+    server: Answer  # the server readiness answer
+    model: Answer  # the model readiness answer
     answer: Answer | None = None  # the inference sent at once when either said ready
+
+    @property
+    def server_ready(self) -> bool:
+        return self.server.ok
+
+    @property
+    def model_ready(self) -> bool:
+        return self.model.ok
 
     @property
     def ready(self) -> bool:
@@ -52,8 +60,8 @@ class Prober:
         self.started = time.monotonic()
         try:
             while not self.stop.is_set() and time.monotonic() - self.started < PROBE_LIMIT_S:
-                server = self.client.ready().ok
-                model = self.client.model_ready(self.model).ok
+                server = self.client.ready()
+                model = self.client.model_ready(self.model)
                 probe = Probe(time.monotonic() - self.started, server, model)
                 if probe.ready:
                     probe.answer = self.client.infer(self.model, seed=len(self.probes))
@@ -115,6 +123,7 @@ def ready_meant_serving(world: World, model: str) -> None:
     """Stop the prober, then judge every probe that said ready: the inference sent right after it got a
     2xx with the outputs its version computes. At least one probe must have said ready."""
     _, probes = _probes(world)
+    judged([p.server for p in probes], "readiness probes")
     claims = [p for p in probes if p.ready]
     assert claims, f"in {len(probes)} probes neither the server nor {model} ever reported ready"
     lies = []
@@ -147,6 +156,7 @@ def not_ready_then_ready(world: World, model: str) -> None:
     later one found both ready."""
     _, probes = _probes(world)
     assert probes, "the prober made no probe"
+    judged([p.server for p in probes], "readiness probes")
     first = probes[0]
     assert not first.ready, (
         f"the first probe already found the server ready={first.server_ready}, {model} "

@@ -18,7 +18,7 @@ import pytest
 from harness.drivers.v2 import Answer, V2Client
 from harness.steps_registry import then, when
 from harness.world import World
-from steps._support import keep_answer, wrong_outputs
+from steps._support import judged, keep_answer, wrong_outputs
 
 
 @dataclass
@@ -79,6 +79,7 @@ def every_worker_served_at_ack(world: World, version: str) -> None:
     that version's model computes."""
     at_ack = world.stash.get(AT_ACK, None)
     assert at_ack is not None, "no acknowledged swap was followed by asking the workers (see the When step)"
+    judged(list(at_ack.answers.values()), "workers' answers at the acknowledgement")
     problems = []
     for name, answer in sorted(at_ack.answers.items()):
         if not answer.ok:
