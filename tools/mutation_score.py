@@ -10,9 +10,10 @@ the cluster, a harness error) does not count as a catch.
     python tools/mutation_score.py [--fast] [--backend local|docker] [--only NAME ...] [--real]
                                    [--list] [--fail-under N]
 
-``--fast`` runs the cases CI runs (each scenario under ~30 s here); ``--real`` also runs each mapped
-scenario on the real cluster (it must pass). Exit status 1 when a mutant is not caught (or the score is
-below ``--fail-under``) or, with ``--real``, when the real cluster fails a mapped scenario.
+``--fast`` runs the cases CI runs (one per mutant, each scenario under ~1 min on a busy machine);
+``--real`` also runs each mapped scenario on the real cluster (it must pass). Exit status 1 when a case
+does not catch its mutant at the expected step (or, with ``--fail-under``, when fewer mutants are
+caught), or, with ``--real``, when the real cluster fails a mapped scenario.
 """
 
 from __future__ import annotations
@@ -52,10 +53,10 @@ CASES: tuple[Case, ...] = (
     Case("ready_while_loading", "readiness_truth", "",
          "And whenever the server or demo reported ready, a request sent at once succeeded"),
     Case("ready_while_loading", "protocol_readiness", "unloaded",
-         "And the server reports not ready while no model is loaded"),
+         "And the server reports not ready while no model is loaded", fast=False),
     Case("ready_after_unload", "protocol_readiness", "unloaded", "Then demo reports not ready"),
     Case("ready_after_unload", "readiness_truth", "",
-         "And whenever the server or demo reported ready, a request sent at once succeeded"),
+         "And whenever the server or demo reported ready, a request sent at once succeeded", fast=False),
     Case("leaks_old_versions", "memory_truth", "",
          "And the resident memory of every worker is within"),
     Case("keeps_old_versions", "memory_truth", "",
@@ -80,13 +81,13 @@ CASES: tuple[Case, ...] = (
     Case("unload_drops_in_flight", "protocol_repository", "flight",
          "Then the request in flight was answered successfully after the unload began"),
     Case("release_before_load", "protocol_repository", "loaded and users",
-         "Then during the rollout every request was answered successfully"),
+         "Then during the rollout every request was answered successfully", fast=False),
     # -- the first release's mutants --------------------------------------------------------------------
     Case("release_before_load", "hot_swap", "Swap and continuous",
          "And during the swap every request was answered successfully"),
     Case("never_expire", "worker_churn", "killed", "Then within 5 seconds the gateway lists 1 worker"),
     Case("never_expire", "network_partition", "only and cut",
-         "Then within 3 heartbeat intervals the gateway no longer lists worker-1"),
+         "Then within 3 heartbeat intervals the gateway no longer lists worker-1", fast=False),
     Case("no_deadline", "network_partition", "slow and link",
          "Then 5 inference requests for demo are each answered 504 or 503 within 1.5 seconds"),
     Case("hang_on_dead_worker", "worker_restart", "",
