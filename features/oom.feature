@@ -18,6 +18,16 @@ Feature: Out of memory
     And no worker holds demo version "3"
     And the gateway's registry matches the running workers
 
+  Scenario: The memory budget counts the models a worker already holds
+    Given a cluster with 1 worker with a memory budget of 100 MB serving demo version "1"
+    And a large demo version "3" of 60 MB is registered in the catalog
+    And a large demo version "4" of 60 MB is registered in the catalog
+    And demo has been swapped to version "3"
+    When I swap demo to version "4"
+    Then the swap of demo is refused as over the memory budget, naming the model, its size and the budget
+    And 20 inference requests for demo are all answered by version "3"
+    And no worker holds demo version "4"
+
   Scenario: Without a budget, the kernel kills a worker that loads past its memory limit
     Given a cluster with 2 workers without a memory budget serving demo version "1" and a heartbeat every 0.5 seconds
     And a large demo version "3" of 300 MB is registered in the catalog

@@ -31,3 +31,4 @@ Feature: Inference by the Open Inference Protocol
     Then the metadata of demo declares the inputs the model takes
     And requests for demo are answered by a version its metadata lists
     And a request for demo version "1" is answered by that version
+    And a request for demo version "2", which is not served, is not answered by another version

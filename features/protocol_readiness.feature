@@ -15,5 +15,7 @@ Feature: Readiness tells the truth
     Then demo reports not ready
     And the server reports not ready while no model is loaded
     And a request for demo is refused without a server error
+    Given readiness of the server and demo is probed continuously
     When demo version "1" is loaded
     Then within 30 seconds demo reports ready again
+    And whenever the server or demo reported ready, a request sent at once succeeded

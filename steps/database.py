@@ -8,6 +8,7 @@ the catalog, also after a gateway restart, which reads the catalog back from the
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -135,17 +136,49 @@ def catalog_holds(world: World, count: int) -> None:
     needs=("catalog-db", "admin"),
 )
 def backed_up(world: World) -> None:
-    """Wait (up to 10 s) until the gateway reports a backup of its catalog database (it takes one shortly
-    after writes; what came after the backup is replayed from memory on recovery)."""
-    health = poll(
-        lambda: _catalog_health(world),
-        lambda h: h is not None and h.get("last_backup_at") is not None,
-        timeout=10.0,
-    )
-    assert health is not None, "the gateway did not answer its admin status"
-    assert health.get("last_backup_at") is not None, (
-        f"expected a catalog backup within 10 s, the gateway reports {health}"
-    )
+    """Wait (up to 20 s) until the backup file itself holds every write the gateway acknowledged (each
+    version, alias and audit entry it lists now, read from the file) and the gateway has stopped backing
+    up (its last backup time unchanged for ``BACKUP_SETTLE_S``): a later backup would silently replace a
+    copy the scenario damages next."""
+    deadline = time.monotonic() + 20.0
+    problem: str | None = "not checked yet"
+    while time.monotonic() < deadline:
+        health = _catalog_health(world) or {}
+        stamp = health.get("last_backup_at")
+        problem = _backup_lacks(world) if stamp else "the gateway reports no backup yet"
+        if problem is None:
+            time.sleep(BACKUP_SETTLE_S)
+            if (_catalog_health(world) or {}).get("last_backup_at") == stamp and _backup_lacks(world) is None:
+                return
+            problem = "the gateway took another backup meanwhile"
+        time.sleep(0.2)
+    raise AssertionError(f"expected a settled backup holding every acknowledged write within 20 s: {problem}")
+
+
+#: Three of the gateway's database checks (0.5 s apart): a pending write would have been backed up.
+BACKUP_SETTLE_S = 1.5
+
+
+def _backup_lacks(world: World) -> str | None:
+    """What the gateway's backup file lacks of what the gateway lists now (None: it holds it all)."""
+    import sqlite3
+
+    path = world.data_file("gateway", BACKUP_FILE)
+    if not path.is_file():
+        return f"no backup file at {path}"
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            versions = {(str(m), str(v)) for m, v in db.execute("SELECT model, version FROM versions")}
+            audit = db.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
+    except sqlite3.Error as exc:
+        return f"the backup file cannot be read: {exc}"
+    missing = _listed(world) - versions
+    if missing:
+        return f"the backup lacks versions {sorted(missing)[:5]}"
+    audited = len(world.gateway.audit())
+    if audit < audited:
+        return f"the backup holds {audit} audit entries, the gateway lists {audited}"
+    return None
 
 
 # -- When -------------------------------------------------------------------------------------------

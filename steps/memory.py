@@ -162,12 +162,9 @@ def swap_refused_over_budget(world: World, model: str) -> None:
     )
     budget_bytes = world.spec.memory_budget if world.spec else 0
     budget = str(budget_bytes)
-    # the versions too large for the budget: the one swapped to is among them
-    sizes = {
-        str(a.size_bytes)
-        for (m, _), a in world.artifacts.items()
-        if m == model and a.size_bytes > budget_bytes
-    }
+    # the sizes of the model's versions (the one swapped to is among them; with models already held,
+    # a version smaller than the budget can be refused too)
+    sizes = {str(a.size_bytes) for (m, _), a in world.artifacts.items() if m == model}
     missing = [
         what
         for what, present in (

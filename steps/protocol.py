@@ -21,7 +21,7 @@ from harness.drivers.v2 import Answer
 from harness.steps_registry import given, then, when
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
-from steps._support import keep_answer, poll, wrong_outputs
+from steps._support import judged, keep_answer, poll, wrong_outputs
 from steps.swap import admin_action
 
 #: The requests a step sent, for the Then steps that judge them.
@@ -113,6 +113,7 @@ def _flat(data: Any) -> list[Any]:
 def ids_echoed(world: World) -> None:
     """The ``id`` of each answer is the id its request carried."""
     _, answers = _sent(world)
+    judged(answers, "answers to sequential requests")
     wrong = [
         (a.request.get("id") if a.request else None, a.body.get("id") if isinstance(a.body, dict) else None)
         for a in answers
@@ -129,6 +130,7 @@ def computed_by_named_version(world: World) -> None:
     """Each answer names a version, and its outputs are what that version's model computes for the
     request's inputs (the target knows the models: the reference cluster runs the artifact itself)."""
     model, answers = _sent(world)
+    judged(answers, "answers to sequential requests")
     unnamed = [a for a in answers if a.model_version is None]
     assert not unnamed, f"{len(unnamed)} answers name no model_version, e.g. {_describe_answer(unnamed[0])}"
     spec = world.model(model)
@@ -177,6 +179,7 @@ def refused_4xx(world: World, words: tuple[str, ...]) -> None:
     it contains one of ``words`` (case-insensitive)."""
     answer = world.stash.get(REFUSED, None)
     assert answer is not None, "no malformed request was sent in this scenario"
+    judged([answer], "answer to a malformed request")
     assert 400 <= answer.status < 500, (
         f"expected a 4xx for the malformed request, the server answered {_describe_answer(answer)}"
     )
@@ -261,6 +264,29 @@ def explicit_version(world: World, model: str, version: str) -> None:
     assert problem is None, problem
 
 
+@then(
+    'a request for {model:w} version "{version}", which is not served, is not answered by another version',
+    example='Then a request for demo version "2", which is not served, is not answered by another version',
+)
+def unserved_version(world: World, model: str, version: str) -> None:
+    """A request naming a version the server does not serve is refused (a 4xx, or 503 "unavailable"); a
+    server that serves it after all (loading it on demand) must answer with that version's outputs.
+    Never another version's answer: a client that asks for a version relies on getting it."""
+    answer = world.v2.infer(model, version=version, seed=6)
+    if answer.ok:
+        assert answer.model_version == version, (
+            f"asked for {model} version {version!r}, which is not served; version "
+            f"{answer.model_version!r} answered instead"
+        )
+        problem = wrong_outputs(world, model, answer, version)
+        assert problem is None, f"asked for version {version!r}, got another version's outputs: {problem}"
+        return
+    assert answer.status in range(400, 500) or answer.status == 503, (
+        f"expected a request for {model} version {version!r}, which is not served, to be refused with a 4xx "
+        f"or 503; the server answered {_describe_answer(answer)}"
+    )
+
+
 # -- readiness -------------------------------------------------------------------------------------------
 @then(
     "the server and {model:w} report ready, and a request sent at once succeeds",
@@ -282,7 +308,7 @@ def ready_and_serving(world: World, model: str) -> None:
 def model_not_ready(world: World, model: str) -> None:
     """``GET /v2/models/{m}/ready`` is not 200 (a model that cannot serve must not claim it can)."""
     ready = world.v2.model_ready(model)
-    assert not ready.ok, f"{model} reports ready after it was unloaded: {_describe_answer(ready)}"
+    assert not ready.ok, f"{model} reports ready while it cannot serve: {_describe_answer(ready)}"
 
 
 @then(
@@ -416,6 +442,7 @@ def in_flight_survived(world: World) -> None:
         "the request finished before the unload began: it was not in flight (make it longer)"
     )
     answer = flight.answer
+    judged([answer], "answer to the request in flight")
     assert answer.ok, f"the request in flight during the unload failed: {_describe_answer(answer)}"
     problem = wrong_outputs(world, flight.model, answer)
     assert problem is None, f"the request in flight was miscomputed: {problem}"

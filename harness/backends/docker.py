@@ -274,12 +274,18 @@ class DockerBackend(Backend):
         return container.attrs["State"]["ExitCode"]
 
     def memory_usage(self, name: str) -> int | None:
-        """The container's memory use without the page cache (what the kernel counts against a limit)."""
+        """The container's resident memory: anonymous memory plus mapped files (like a process's RSS, and
+        unlike the cgroup's usage, not moved by the page cache of files read, whose pages go from inactive
+        to active when read again); else the usage without the inactive page cache."""
         container = self._current(name)
         if container is None or container.status != "running":
             return None
         stats = container.stats(stream=False).get("memory_stats") or {}
         detail = stats.get("stats") or {}
+        anon = detail.get("total_rss", detail.get("anon"))  # cgroup v1 / v2
+        mapped = detail.get("total_mapped_file", detail.get("file_mapped"))
+        if anon is not None and mapped is not None:
+            return int(anon) + int(mapped)
         usage = int(stats.get("usage", 0))
         cache = int(detail.get("total_inactive_file", detail.get("inactive_file", detail.get("cache", 0))))
         return max(usage - cache, 0)
