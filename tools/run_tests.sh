@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The project's own test command (README command 2; .ci/run runs exactly this).
 # Sets up what it needs (system packages, venv, Python packages, offline Docker images), then:
-# lint, step-doc freshness, the stub-report gate, unit and integration tests, and the acceptance
-# features under pytest on both backends and under behave on the local backend, with a run-time
-# hollow-step check on the trace. Exits non-zero on the first failure.
+# lint, step-doc freshness, the stub-report gate, unit and integration tests (with the fast mutant
+# cases), every acceptance feature under pytest on the local backend with a run-time hollow-step check on
+# the trace, the MLServer target and a project of its own, and the features whose docker behaviour differs
+# (images, networks, link proxies, kills, memory limits, a PostgreSQL container) under pytest on docker
+# and a cross-section under behave. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,8 +75,10 @@ pytest --gherkin --backend local --step-trace reports/trace-local.jsonl \
 step "run-time check: no step passed without touching a service"
 python tools/stub_report.py --trace reports/trace-local.jsonl --max-hollow 0
 
-step "acceptance features: behave, local backend"
-behave -D backend=local --junit --junit-directory reports/behave
+step "acceptance features: behave, local backend (a cross-section: the same steps as under pytest)"
+behave -D backend=local --junit --junit-directory reports/behave \
+  features/protocol_inference.feature features/protocol_repository.feature features/hot_swap.feature \
+  features/worker_churn.feature features/security.feature
 
 step "acceptance features: MLServer target, local backend (scenarios it cannot serve are skipped)"
 pytest --gherkin --target mlserver --backend local \
@@ -84,9 +88,12 @@ step "a project of its own using the harness as a package (examples/own-server),
 (cd examples/own-server && pytest --gherkin --target mlserver --backend local --junitxml=../../reports/example.xml)
 
 if [ "$DOCKER" = 1 ]; then
-  step "acceptance features: pytest, docker backend"
+  step "acceptance features: pytest, docker backend (the features whose docker mechanisms differ)"
   pytest --gherkin --backend docker \
-    --junitxml=reports/features-docker.xml --cucumberjson=reports/features-docker.cucumber.json
+    --junitxml=reports/features-docker.xml --cucumberjson=reports/features-docker.cucumber.json \
+    features/protocol_inference.feature features/protocol_readiness.feature features/protocol_repository.feature \
+    features/hot_swap.feature features/worker_churn.feature features/network_partition.feature \
+    features/oom.feature features/worker_restart.feature features/database_corruption.feature
 
 else
   echo "(no Docker engine answers: the docker backend was not run)"
