@@ -56,6 +56,7 @@ class Pattern:
     order: int = 0  # registration order (behave: the first registered match wins)
     namespace: str = ""  # pytest-bdd: the module whose namespace holds the step fixture
     path: str = ""  # the file of the registration (a step library may register another file's function)
+    needs: tuple[str, ...] = ()  # our registry: the target capabilities the step declares (needs=...)
 
 
 @dataclass(frozen=True)

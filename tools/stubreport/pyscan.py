@@ -589,6 +589,7 @@ class Evaluator:
                 order=next(self.state.order),
                 namespace=self.module.display,
                 path=self.module.display,
+                needs=_capabilities(reg.kwargs.get("needs")),
             )
         )
         target = reg.kwargs.get("target_fixture")
@@ -802,3 +803,12 @@ def python_files(roots: Iterable[Path], skip: Callable[[Path], bool] | None = No
 
 
 _ = functools  # functools.partial is recognised by name
+
+
+def _capabilities(value: Any) -> tuple[str, ...]:
+    """A ``needs=(...)`` keyword read statically: the capability names when they are string constants."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return ()

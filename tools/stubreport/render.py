@@ -73,6 +73,14 @@ def render_text(data: dict[str, Any]) -> str:
                 out.append(f"  {_where(r, v)} {v['function']} [{pattern}]")
                 out.extend(f"      - {reason}" for reason in v["reasons"])
             out.append("")
+    needs: dict[str, int] = {}
+    for r in data["files"]:
+        for v in r["verdicts"]:
+            for capability in {c for p in v["patterns"] for c in p.get("needs") or []}:
+                needs[capability] = needs.get(capability, 0) + 1
+    if needs:  # our registry: which target capabilities the steps need (docs/steps.md names each step's)
+        counts = ", ".join(f"{c} {n}" for c, n in sorted(needs.items()))
+        out += [f"Steps by the target capability they need: {counts}", ""]
     undefined = [(r, u) for r in data["files"] for u in r["undefined_steps"]]
     if undefined:
         out.append(f"Undefined steps: {len(undefined)} (snippets to paste)")
@@ -135,6 +143,14 @@ def render_markdown(data: dict[str, Any]) -> str:
             for r, v in problems
         ]
         out.append("")
+    needs: dict[str, int] = {}
+    for r in data["files"]:
+        for v in r["verdicts"]:
+            for capability in {c for p in v["patterns"] for c in p.get("needs") or []}:
+                needs[capability] = needs.get(capability, 0) + 1
+    if needs:  # our registry: which target capabilities the steps need (docs/steps.md names each step's)
+        counts = ", ".join(f"{c} {n}" for c, n in sorted(needs.items()))
+        out += [f"Steps by the target capability they need: {counts}", ""]
     undefined = [(r, u) for r in data["files"] for u in r["undefined_steps"]]
     if undefined:
         out += ["### Undefined steps", ""]

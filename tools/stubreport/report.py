@@ -198,7 +198,14 @@ def _verdict(func: StepFunction) -> dict[str, Any]:
         "reasons": func.reasons,
         "rules": sorted({e.rule for e in func.evidence}),
         "patterns": [
-            {"keyword": p.keyword, "pattern": p.text, "family": p.family, "parser": p.parser, "line": p.line}
+            {
+                "keyword": p.keyword,
+                "pattern": p.text,
+                "family": p.family,
+                "parser": p.parser,
+                "line": p.line,
+                "needs": list(p.needs),
+            }
             for p in func.patterns
         ],
         "uses": len(func.uses),
