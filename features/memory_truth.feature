@@ -9,6 +9,7 @@ Feature: Swaps release the memory of what they replace
   Scenario: After 6 swaps each worker holds only the production version, and its memory is back within 30 MB
     Given large demo versions "1" and "2" of 60 MB
     And a cluster with 2 workers serving demo version "1"
+    And the cluster's workers have no memory budget
     And demo version "2" is registered in the catalog
     And the resident memory of every worker is measured
     When I swap demo between versions "2" and "1" 6 times
