@@ -21,7 +21,7 @@ Feature: Latency under a steady load
       | 2 workers | 600   | 15      | 100     | 500 |
 
   Scenario: Inference adds little to the front door's own round trip
-    Given a cluster with 1 worker serving demo version "1"
+    Given the target serves demo version "1"
     When 100 inference requests for demo alternate with as many health checks
     Then the median inference latency is less than 30 ms above the median health check
     And the median inference latency is below 60 ms
