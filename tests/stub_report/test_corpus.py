@@ -65,7 +65,7 @@ def test_every_rule_has_a_corpus_case() -> None:
         for _, rule_ids in expectations(Path(__file__).parent / "corpus" / suite).values():
             marked |= rule_ids
     without_case = {
-        "real.steps": "behave's execute_steps: covered by test_runners.py",
+        "real.steps": "behave's execute_steps: covered by test_stub_report_runners.py",
         "real.data": "work on what a real call returned: always next to that call's own evidence",
         "inert.stdlib": "the default for the standard library, never reported as evidence",
         "inert.builtin": "the default for builtins, never reported as evidence",
