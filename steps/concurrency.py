@@ -76,6 +76,7 @@ def registry_stable(world: World, beats: int) -> None:
     def snapshot() -> dict[str, str]:
         return {str(w.get("id")): str(w.get("name")) for w in world.gateway.workers()}
 
+    _wait_until_settled(world)
     before = snapshot()
     deadline = time.monotonic() + beats * interval
     while True:  # observed every half interval, so an entry dropped and restored in between is seen too
@@ -90,6 +91,33 @@ def registry_stable(world: World, beats: int) -> None:
         )
         if time.monotonic() >= deadline:
             return
+
+
+#: How long registrations may take to settle (a worker whose registration timed out while the gateway was
+#: paused retries; the gateway may answer the abandoned one first, then the retry replaces it).
+SETTLE_S = 30.0
+
+
+def _wait_until_settled(world: World) -> None:
+    """Until every running worker knows the id the gateway lists it under (its own ``/worker/status``):
+    no registration is still in flight, so the registry should not change any more."""
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        listed = {str(w.get("name")): str(w.get("id")) for w in world.gateway.workers()}
+        unsettled = []
+        for info in world.running_workers():
+            status = WorkerProbe(info.name, info.url).status() or {}
+            if str(status.get("worker_id")) != listed.get(info.name):
+                unsettled.append(
+                    f"{info.name} says {status.get('worker_id')}, listed {listed.get(info.name)}"
+                )
+        if not unsettled:
+            return
+        assert time.monotonic() < deadline, (
+            f"registrations did not settle within {SETTLE_S:g} s: {len(unsettled)} workers do not know "
+            f"the id the gateway lists them under, e.g. {unsettled[:3]}"
+        )
+        time.sleep(0.5)
 
 
 def _served(world: World, model: str) -> int | None:

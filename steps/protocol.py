@@ -405,7 +405,8 @@ def request_in_flight(world: World, model: str, seconds: float) -> None:
     while latency < seconds / 4 and rows < MAX_ROWS:
         rows = min(rows * 4, MAX_ROWS)
         latency = timed(rows).latency_s
-    rows = min(MAX_ROWS * 2, max(rows, int(rows * seconds / max(latency, 1e-3))))
+    # never past the largest batch: beyond ~12 MB of JSON a server may refuse the body (413) at once
+    rows = min(MAX_ROWS, max(rows, int(rows * seconds / max(latency, 1e-3))))
     flight = InFlight(model, rows)
     world.stash[IN_FLIGHT] = flight
     body = spec.request(rows, seed=22, request_id="in-flight")
@@ -422,7 +423,10 @@ def request_in_flight(world: World, model: str, seconds: float) -> None:
     flight.thread.start()
     world.defer("wait for the request in flight", lambda: flight.thread.join(seconds * 10 + 35))
     time.sleep(min(0.3, seconds / 4))  # sent: the server is reading or computing it
-    assert flight.answered_at is None, f"the {rows}-row request was answered already: make it longer"
+    assert flight.answered_at is None, (
+        f"the {rows}-row request ({len(raw)} bytes) was answered already, "
+        f"{_describe_answer(flight.answer) if flight.answer else ''}: make it longer"
+    )
 
 
 @then(
