@@ -13,6 +13,7 @@ from steps import (  # noqa: F401
     drift,
     inference,
     load,
+    load_profiles,  # issue 12: load profiles, environment SLOs, latency baselines
     memory,
     network,
     performance,

@@ -1,0 +1,194 @@
+"""Steps that run a load profile (``fixtures/load_profiles.toml``, or ``--load-profiles FILE``) against a
+model and judge the run from its raw samples: an environment's SLO table, the answers' outputs, and the
+latency against a baseline (taken in the scenario, or recorded in ``--baseline FILE``).
+
+They need only V2 inference: the infer endpoints of a profile send the model's own request (its target's
+model spec) with the target's headers, so a profile runs against any target. Every run's HTML report is
+written under ``reports/load/`` when the scenario ends and linked from the runner's reports.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.baseline import MIN_SAMPLES, BaselineFile, Comparison, Entry, compare
+from harness.load.scenario_report import ScenarioLoad, labels, track, watched
+from harness.load.session import Outcome, ProfileSession
+from harness.load.settings import current
+from harness.scenario_context import attach, scenario_of
+from harness.slo_check import judge
+from harness.steps_registry import given, then, when
+from harness.world import World
+from steps._support import assert_computed
+
+#: Samples a profile started by a Given must have produced before the next step acts under it.
+WARM_UP_SAMPLES = 20
+#: The one input every infer request of a profile sends (its answer per version is computed once).
+LOAD_SEED = 4242
+
+RUN = pytest.StashKey[ScenarioLoad]()  # the scenario's profile run (the one the Then steps judge)
+BASELINE = pytest.StashKey[Entry]()  # a baseline taken in the scenario
+
+
+def _start(world: World, profile: str, model: str, *, label: str | None = None) -> ProfileSession:
+    settings = current()
+    book = settings.book()
+    book.profile(profile)  # an unknown name fails here, naming the known ones
+    return ProfileSession.start(
+        world.target.inference_url,
+        book,
+        profile,
+        model=model,
+        workdir=world.workdir / "load",
+        watch=watched(world),
+        load_workers=settings.load_workers,
+        labels=labels(world, label or profile),
+        headers=world.target.headers(),
+        infer_body=world.model(model).request(1, seed=LOAD_SEED),
+    )
+
+
+def _start_run(world: World, profile: str, model: str) -> ScenarioLoad:
+    previous = world.load
+    assert previous is None or not previous.running, "a load is still running in this scenario"
+    session = _start(world, profile, model)
+    run = track(world, session)
+    world.stash[RUN] = run
+    world.load = session.load  # the "during the <window> ..." steps judge the same samples
+    world.mark("load_started")
+    return run
+
+
+@given(
+    'the "{profile}" load profile runs against {model:w}',
+    example='Given the "spike" load profile runs against demo',
+)
+def profile_running(world: World, profile: str, model: str) -> None:
+    """Start the profile's load (Locust in a subprocess) against the model and return once it answers,
+    so that the next steps (a swap, a fault) act under it; the Then steps wait for its end."""
+    run = _start_run(world, profile, model)
+    run.session.load.wait_for_samples(WARM_UP_SAMPLES, timeout=60.0)
+
+
+@when(
+    'the "{profile}" load profile runs against {model:w}',
+    example='When the "sustained" load profile runs against demo',
+)
+def profile_runs(world: World, profile: str, model: str) -> None:
+    """Run the profile's load against the model from start to end (its shape, endpoints and timeouts
+    from the profile file); the services' CPU and memory are sampled beside it."""
+    run = _start_run(world, profile, model)
+    outcome = run.finish()
+    assert outcome.samples, f"the {profile!r} profile sent no request (log: {run.session.load.log_path})"
+
+
+def _outcome(world: World) -> tuple[ScenarioLoad, Outcome]:
+    run = world.stash.get(RUN, None)
+    assert run is not None, (
+        "no load profile ran in this scenario (missing a step like "
+        "'When the \"sustained\" load profile runs against demo'?)"
+    )
+    return run, run.finish()
+
+
+def _judge_answers(world: World, outcome: Outcome, what: str) -> None:
+    """The run's answers are judged on what they computed: a fast wrong answer meets no SLO."""
+    assert_computed(world, outcome.samples, what)
+
+
+@then(
+    "the {environment:w} SLO of the run is met",
+    example="Then the staging SLO of the run is met",
+)
+def slo_met(world: World, environment: str) -> None:
+    """The run's successful latencies meet the environment's p50/p95/p99 bounds, each judged only over at
+    least its minimum sample count (fewer: not met), its error rate (not 2xx, no answer included) is
+    within the bound, and every answer was computed by the version it names. The bounds: ``[slo.<env>]``
+    of the profile file, with the profile's own overrides."""
+    run, outcome = _outcome(world)
+    verdict = judge(outcome.samples, current().book().slo_for(environment, outcome.profile.name))
+    outcome.verdict = verdict
+    print(verdict)
+    if not verdict.passed:  # raised, not asserted: pytest would append the verdict's repr
+        raise AssertionError(
+            f"the {outcome.profile.name!r} load profile did not meet the {environment} SLO over "
+            f"{verdict.requests} requests: {'; '.join(c.message for c in verdict.failures)} "
+            f"(report: {run.report_path})"
+        )
+    _judge_answers(world, outcome, f"during the {outcome.profile.name!r} load profile")
+
+
+@given(
+    'a latency baseline of {model:w} is taken with the "{profile}" load profile',
+    example='Given a latency baseline of demo is taken with the "latency" load profile',
+)
+def baseline_taken(world: World, model: str, profile: str) -> None:
+    """Run the profile against the model now and keep its successful latencies as this scenario's
+    baseline (its answers judged on what they computed; too few successful answers to compare with later
+    fail here)."""
+    session = _start(world, profile, model, label=f"{profile} baseline")
+    outcome = track(world, session).finish()
+    _judge_answers(world, outcome, f"during the {profile!r} baseline")
+    entry = Entry.of(outcome.samples, session.labels)
+    _enough(entry, f"the {profile!r} baseline")
+    world.stash[BASELINE] = entry
+    print(f"baseline of {model} taken with {profile!r}: {len(entry.latencies_s)} successful answers")
+
+
+def _enough(entry: Entry, what: str) -> None:
+    n = len(entry.latencies_s)
+    assert n >= MIN_SAMPLES, f"{what} has {n} successful answers; {MIN_SAMPLES} are needed to compare"
+
+
+@then(
+    "latency has not regressed against the baseline",
+    example="Then latency has not regressed against the baseline",
+)
+def not_regressed(world: World) -> None:
+    """The run is no latency regression against the baseline taken in the scenario and against the
+    scenario's entry in ``--baseline FILE`` (each one given): a regression is a median above the slowest
+    baseline run's by the stated effect (+50 %, at least 1 ms) that a one-sided Mann-Whitney U test also
+    finds significant (p < 0.01). With ``--save-baseline`` the run is added to the file's entry instead
+    of compared with it. The run's answers are judged on what they computed."""
+    run, outcome = _outcome(world)
+    _judge_answers(world, outcome, f"during the {outcome.profile.name!r} load profile")
+    latencies = [o.latency_s for o in outcome.samples if o.ok]
+    settings = current()
+    key = scenario_of(world).key
+    comparisons: list[tuple[str, Comparison]] = []
+    taken = world.stash.get(BASELINE, None)
+    if taken is not None:
+        comparisons.append(("the baseline taken in this scenario", _compare(key, taken, latencies)))
+    if settings.baseline is not None:
+        file = BaselineFile.load(settings.baseline)
+        if settings.save_baseline:
+            entry = Entry.of(outcome.samples, outcome.labels)
+            _enough(entry, "the run")
+            recorded = file.record(key, entry)
+            file.save()
+            attach(world, "baseline recorded", f"{file.path} [{key}]")
+            print(f"baseline recorded: {file.path} [{key}], {len(recorded.run_medians_s)} run(s)")
+        else:
+            assert key in file.entries, (
+                f"no baseline for {key!r} in {file.path} (it has {sorted(file.entries)}): "
+                "record one with --baseline FILE --save-baseline"
+            )
+            comparisons.append((f"the baseline in {file.path}", _compare(key, file.entries[key], latencies)))
+    assert comparisons or settings.save_baseline, (
+        "no baseline to compare with: take one in the scenario (a step like 'Given a latency baseline of "
+        'demo is taken with the "latency" load profile\') or run with --baseline FILE'
+    )
+    if comparisons:
+        outcome.comparison = next((c for _, c in comparisons if c.regressed), comparisons[-1][1])
+    for what, comparison in comparisons:
+        print(f"against {what}: {comparison}")
+    regressed = [f"against {what}: {c}" for what, c in comparisons if c.regressed]
+    if regressed:
+        raise AssertionError("latency regressed " + " | ".join(regressed) + f" (report: {run.report_path})")
+
+
+def _compare(key: str, baseline: Entry, latencies: list[float]) -> Comparison:
+    try:
+        return compare(key, baseline, latencies)
+    except ValueError as exc:  # too few samples on a side: no verdict is no pass
+        raise AssertionError(str(exc)) from None
