@@ -9,6 +9,8 @@ written under ``reports/load/`` when the scenario ends and linked from the runne
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from harness.baseline import MIN_SAMPLES, BaselineFile, Comparison, Entry, compare
@@ -120,19 +122,28 @@ def slo_met(world: World, environment: str) -> None:
 
 @given(
     'a latency baseline of {model:w} is taken with the "{profile}" load profile',
-    example='Given a latency baseline of demo is taken with the "latency" load profile',
+    example='Given a latency baseline of demo is taken with the "latency_probe" load profile',
 )
 def baseline_taken(world: World, model: str, profile: str) -> None:
     """Run the profile against the model now and keep its successful latencies as this scenario's
     baseline (its answers judged on what they computed; too few successful answers to compare with later
-    fail here)."""
+    fail here). Its run report is written too, beside the run's."""
     session = _start(world, profile, model, label=f"{profile} baseline")
     outcome = track(world, session).finish()
     _judge_answers(world, outcome, f"during the {profile!r} baseline")
     entry = Entry.of(outcome.samples, session.labels)
     _enough(entry, f"the {profile!r} baseline")
     world.stash[BASELINE] = entry
-    print(f"baseline of {model} taken with {profile!r}: {len(entry.latencies_s)} successful answers")
+    print(
+        f"baseline of {model} taken with {profile!r}: {len(entry.latencies_s)} successful answers, median "
+        f"{entry.run_medians_s[0] * 1000:.1f} ms; machine load average {_load_average()}"
+    )
+
+
+def _load_average() -> str:
+    """The test machine's 1-minute load average and core count: what a latency comparison on a shared
+    machine must be read against."""
+    return f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
 
 
 def _enough(entry: Entry, what: str) -> None:
@@ -180,11 +191,16 @@ def not_regressed(world: World) -> None:
     )
     if comparisons:
         outcome.comparison = next((c for _, c in comparisons if c.regressed), comparisons[-1][1])
+    print(f"machine load average during the run: {_load_average()}")
     for what, comparison in comparisons:
         print(f"against {what}: {comparison}")
     regressed = [f"against {what}: {c}" for what, c in comparisons if c.regressed]
     if regressed:
-        raise AssertionError("latency regressed " + " | ".join(regressed) + f" (report: {run.report_path})")
+        raise AssertionError(
+            "latency regressed "
+            + " | ".join(regressed)
+            + f" (machine load average {_load_average()}; report: {run.report_path})"
+        )
 
 
 def _compare(key: str, baseline: Entry, latencies: list[float]) -> Comparison:
