@@ -41,9 +41,15 @@ def _run(baseline: Path, *, times: int, mutant: bool = False, save: bool = False
     result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180 * times)
     output = result.stdout + result.stderr
     if not mutant:
-        assert result.returncode == 0, output[-5000:]
-        assert f"{times} passed" in output, output[-5000:]
+        assert result.returncode == 0, _failures(output)
+        assert f"{times} passed" in output, _failures(output)
     return output
+
+
+def _failures(output: str) -> str:
+    """The FAILURES section (what failed and why), else the tail."""
+    start = output.find("= FAILURES =")
+    return output[start : start + 6000] if start >= 0 else output[-5000:]
 
 
 def test_a_gateway_that_adds_40_ms_is_a_regression_and_the_real_cluster_is_not(tmp_path: Path) -> None:

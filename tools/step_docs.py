@@ -39,12 +39,18 @@ SECTIONS = {
     "inference": "Inference requests",
     "swap": "Versions, hot-swap and rollback",
     "load": "Load, latency SLOs and windows",
+    "load_profiles": "Load profiles, environment SLOs and latency baselines",
     "churn": "Workers coming and going",
 }
 
 
 def _first_line(text: str | None) -> str:
     return (inspect.cleandoc(text).splitlines() or [""])[0] if text else ""
+
+
+def _first_paragraph(text: str | None) -> str:
+    """A docstring up to its first blank line, on one line (its first line alone stops mid-sentence)."""
+    return " ".join(inspect.cleandoc(text).split("\n\n")[0].split()) if text else ""
 
 
 def _relative(location: str) -> str:
@@ -104,7 +110,7 @@ def render(definitions: list[StepDefinition]) -> str:
         lines += [f"## {section}", ""]
         for d in defs:
             lines += [f"### {d.keyword.capitalize()} `{d.pattern}`", ""]
-            doc = _first_line(d.func.__doc__)
+            doc = _first_paragraph(d.func.__doc__)
             lines += [doc or "(no docstring)", ""]
             params = _parameters(d)
             if params:
