@@ -34,11 +34,9 @@ BASELINE = pytest.StashKey[Entry]()  # a baseline taken in the scenario
 
 def _start(world: World, profile: str, model: str, *, label: str | None = None) -> ProfileSession:
     settings = current()
-    book = settings.book()
-    book.profile(profile)  # an unknown name fails here, naming the known ones
-    return ProfileSession.start(
+    return ProfileSession.start(  # an unknown profile fails here, naming the known ones
         world.target.inference_url,
-        book,
+        settings.book(),
         profile,
         model=model,
         workdir=world.workdir / "load",
