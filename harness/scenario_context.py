@@ -11,7 +11,6 @@ runner's reports.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,8 +58,3 @@ def attach(world: World, name: str, value: str | Path) -> None:
 
 def attachments(world: World) -> list[tuple[str, str]]:
     return list(world.stash.get(ATTACHMENTS, []))
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of ``text``."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120] or "run"

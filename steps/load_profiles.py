@@ -23,6 +23,7 @@ from harness.scenario_context import attach, scenario_of
 from harness.slo_check import judge
 from harness.steps_registry import given, then, when
 from harness.world import World
+from steps import types  # noqa: F401  (custom parse types used below)
 from steps._support import assert_computed
 
 #: A regression persists: the run is cut into this many stretches of equal duration and each must regress
@@ -125,24 +126,14 @@ def slo_met(world: World, environment: str) -> None:
 
 
 @given(
-    'a latency baseline of {model:w} is taken with the "{profile}" load profile',
-    example='Given a latency baseline of demo is taken with the "latency_probe" load profile',
-)
-def baseline_taken(world: World, model: str, profile: str) -> None:
-    """Run the profile against the model now and keep its successful latencies as this scenario's
-    baseline (its answers judged on what they computed; too few successful answers to compare with later
-    fail here)."""
-    baseline_runs(world, 1, model, profile)
-
-
-@given(
-    'a latency baseline of {model:w} is taken over {runs:d} runs of the "{profile}" load profile',
+    'a latency baseline of {model:w} is taken over {runs:Runs} of the "{profile}" load profile',
     example='Given a latency baseline of demo is taken over 2 runs of the "latency_probe" load profile',
 )
-def baseline_runs(world: World, runs: int, model: str, profile: str) -> None:
+def baseline_runs(world: World, model: str, runs: int, profile: str) -> None:
     """Run the profile ``runs`` times, one after the other, and keep their successful latencies as this
-    scenario's baseline. A later run regresses only when it beats the *slowest* of them by the stated
-    effect: on a shared machine one calm run makes a bar that ordinary noise clears."""
+    scenario's baseline (each run's answers judged on what they computed, and each needs enough answers to
+    compare with). A later run regresses only when it beats the *slowest* of them by the stated effect:
+    on a shared machine one calm run makes a bar that ordinary noise clears."""
     assert runs >= 1, f"a baseline needs at least one run (got {runs})"
     entry: Entry | None = None
     for index in range(1, runs + 1):

@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import pytest
-
 from harness.load import schedule as shapes
 from harness.load.profiles import Profile
 from harness.load.runner import LoadRun
@@ -28,8 +26,6 @@ from harness.scenario_context import attach, scenario_of
 from harness.world import World
 
 log = logging.getLogger(__name__)
-
-LOADS = pytest.StashKey[list["ScenarioLoad"]]()
 
 
 @dataclass
@@ -73,13 +69,8 @@ def _shown(path: Path) -> str:
 def track(world: World, session: ProfileSession, *, open_ended: bool = False) -> ScenarioLoad:
     """Keep ``session`` as one of the scenario's loads; its report is written when the scenario ends."""
     load = ScenarioLoad(session, open_ended)
-    world.stash.setdefault(LOADS, []).append(load)
     world.defer(f"write the run report of the {session.profile.name!r} load", lambda: _write(world, load))
     return load
-
-
-def loads(world: World) -> list[ScenarioLoad]:
-    return list(world.stash.get(LOADS, []))
 
 
 def _write(world: World, load: ScenarioLoad) -> None:
