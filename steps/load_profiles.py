@@ -90,12 +90,15 @@ def profile_runs(world: World, profile: str, model: str) -> None:
 
 
 def _outcome(world: World) -> tuple[ScenarioLoad, Outcome]:
+    """The scenario's finished run, its samples read back from the files the load wrote."""
     run = world.stash.get(RUN, None)
     assert run is not None, (
         "no load profile ran in this scenario (missing a step like "
         "'When the \"sustained\" load profile runs against demo'?)"
     )
-    return run, run.finish()
+    outcome = run.finish()
+    outcome.samples = run.session.load.samples()
+    return run, outcome
 
 
 def _judge_answers(world: World, outcome: Outcome, what: str) -> None:
