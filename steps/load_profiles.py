@@ -187,10 +187,13 @@ def not_regressed(world: World) -> None:
     taken = world.stash.get(BASELINE, None)
     if taken is not None:
         comparisons.append(("the baseline taken in this scenario", _judged(key, taken, answers)))
+    refused: list[str] = []
     if settings.baseline is not None:
         file = BaselineFile.load(settings.baseline)
         if settings.save_baseline:
-            entry = Entry.of(outcome.samples, outcome.labels)
+            before = file.entries.get(key)
+            loads = " ".join([*_loads(before), f"{os.getloadavg()[0]:.2f}"])
+            entry = Entry.of(outcome.samples, {**outcome.labels, LOADS_LABEL: loads})
             _enough(entry, "the run")
             recorded = file.record(key, entry)
             file.save()
@@ -201,8 +204,12 @@ def not_regressed(world: World) -> None:
                 f"no baseline for {key!r} in {file.path} (it has {sorted(file.entries)}): "
                 "record one with --baseline FILE --save-baseline"
             )
-            comparisons.append((f"the baseline in {file.path}", _judged(key, file.entries[key], answers)))
-    assert comparisons or settings.save_baseline, (
+            reason = _not_comparable(file.entries[key])
+            if reason is None:
+                comparisons.append((f"the baseline in {file.path}", _judged(key, file.entries[key], answers)))
+            else:
+                refused.append(f"against the baseline in {file.path}: not comparable: {reason}")
+    assert comparisons or refused or settings.save_baseline, (
         "no baseline to compare with: take one in the scenario (a step like 'Given a latency baseline of "
         'demo is taken with the "latency" load profile\') or run with --baseline FILE'
     )
@@ -211,13 +218,42 @@ def not_regressed(world: World) -> None:
     print(f"machine load average during the run: {_load_average()}")
     for what, judged in comparisons:
         print(f"against {what}: {judged}")
-    regressed = [f"against {what}: {j}" for what, j in comparisons if j.regressed]
-    if regressed:
+    for reason in refused:
+        print(reason)
+    regressed = [f"latency regressed against {what}: {j}" for what, j in comparisons if j.regressed]
+    if regressed or refused:
         raise AssertionError(
-            "latency regressed "
-            + " | ".join(regressed)
+            " | ".join([*regressed, *refused])
             + f" (machine load average {_load_average()}; report: {run.report_path})"
         )
+
+
+#: The label of a recorded baseline holding the test machine's 1-minute load average at each of its runs.
+LOADS_LABEL = "load_averages"
+
+
+def _loads(entry: Entry | None) -> list[str]:
+    return entry.labels.get(LOADS_LABEL, "").split() if entry is not None else []
+
+
+def _not_comparable(entry: Entry) -> str | None:
+    """Why latencies measured now cannot be compared with a recorded baseline, if they cannot: the test
+    machine is far busier than when any of its runs was recorded (its 1-minute load average above twice,
+    and above the core count plus, the busiest recorded). Latency on a shared machine follows its load
+    (measured here: medians of one unchanged cluster from 21 to 129 ms as the load went from 9 to 24), and
+    no effect size tells a slower build from a busier machine: like a percentile over too few samples,
+    such a comparison is refused, not guessed."""
+    recorded = [float(v) for v in _loads(entry)]
+    if not recorded:
+        return None  # recorded without the load (another tool): compared as it is
+    now, cores, busiest = os.getloadavg()[0], os.cpu_count() or 1, max(recorded)
+    limit = max(2 * busiest, busiest + cores)
+    if now <= limit:
+        return None
+    return (
+        f"the machine's load average is {now:.1f} on {cores} cores now, at most {busiest:.1f} when the "
+        f"baseline's runs were recorded (comparable up to {limit:.1f}); run again on a quieter machine"
+    )
 
 
 @dataclass(frozen=True)
