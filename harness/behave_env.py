@@ -2,8 +2,9 @@
 
 ``features/environment.py`` re-exports the hooks below and ``features/steps/library.py`` calls
 :func:`register_steps`. Userdata: ``-D backend=local|docker|auto`` (default auto), ``-D target=NAME``
-(default reference), ``-D target_profile=FILE`` (an external deployment) and ``-D step_trace=FILE`` (one
-JSON line per executed step, see :mod:`harness.trace`).
+(default reference), ``-D target_profile=FILE`` (an external deployment), ``-D step_trace=FILE`` (one
+JSON line per executed step, see :mod:`harness.trace`) and the load settings ``-D load_workers=N``,
+``-D baseline=FILE``, ``-D save_baseline=true``, ``-D load_profiles=FILE`` (:mod:`harness.load.settings`).
 
 Before anything starts, also under ``behave --dry-run`` (which runs no hook), the feature files are
 checked: a malformed file (an Outline without Examples, a ``<placeholder>`` no column fills, a step line
@@ -27,6 +28,7 @@ from typing import Any
 
 from harness import processes, trace
 from harness.log_tails import log_tails
+from harness.scenario_context import attachments, set_scenario
 from harness.snippets import short_location, snippet, undefined_step_message
 from harness.steps_registry import CUSTOM_TYPES, StepDefinition, load_step_library, run_step, settle
 from harness.targets.base import CapabilityMissing
@@ -178,10 +180,28 @@ def before_all(context: Any) -> None:
             from harness import offline_images
 
             offline_images.prepare(lambda line: print(line, file=sys.stderr), target.images())
+    _configure_load(userdata)
     trace_file = userdata.get("step_trace")
     _RUN_STATE["trace"] = trace.TraceWriter(Path(trace_file)) if trace_file else None
     _RUN_STATE["root"] = Path(tempfile.mkdtemp(prefix="servingbdd-behave-"))
     _RUN_STATE["count"] = 0
+
+
+def _configure_load(userdata: Any) -> None:
+    """``-D load_workers=N -D baseline=FILE -D save_baseline=true -D load_profiles=FILE``: the load steps'."""
+    from harness.load import settings
+
+    try:
+        settings.configure(
+            load_workers=int(userdata.get("load_workers", 0)),
+            baseline=userdata.get("baseline"),
+            save_baseline=userdata.getbool("save_baseline", False),
+            profiles=userdata.get("load_profiles"),
+            reports=Path.cwd() / "reports" / "load",
+        )
+    except ValueError as exc:
+        print(f"servingbdd: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _check_feature_files(context: Any) -> None:
@@ -216,6 +236,7 @@ def before_scenario(context: Any, scenario: Any) -> None:
 
         backend = make_backend(_RUN_STATE["backend"], workdir / "cluster")
     context.world = World(backend, workdir=workdir / "world", target=target)
+    set_scenario(context.world, scenario.filename, scenario.name)
     context.add_cleanup(_close_world, context.world)  # runs even when a hook or a step blew up
 
 
@@ -225,6 +246,8 @@ def _close_world(world: Any) -> None:
     world._servingbdd_closed = True
     for error in world.close():
         print(f"servingbdd: cleanup failed: {error}", file=sys.stderr)
+    for name, value in attachments(world):  # e.g. the run report written when the scenario ended
+        print(f"servingbdd: {name}: {value}", file=sys.stderr)
 
 
 def after_scenario(context: Any, scenario: Any) -> None:

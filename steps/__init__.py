@@ -19,6 +19,7 @@ from steps import (  # noqa: F401
     latency,
     lineage,  # issue 11: versions' parents, ancestors, descendants
     load,
+    load_profiles,  # issue 12: load profiles, environment SLOs, latency baselines
     memory,
     memory_truth,
     network,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.load.runner import LoadProfile, LoadRun
+from harness.load.scenario_report import open_session, track
 from harness.slo import InsufficientSamples, percentile
 from harness.steps_registry import given, then
 from harness.world import World
@@ -38,6 +39,7 @@ def start_load(world: World, users: int, model: str) -> None:
     run = LoadRun.start(world.target.inference_url, profile, world.workdir / "load")
     world.load = run
     world.defer("stop the load", run.stop)
+    track(world, open_session(world, run, f"{users} users"), open_ended=True)  # reported at the end
     world.mark("load_started")
     run.wait_for_samples(WARM_UP_SAMPLES, timeout=60.0)
 

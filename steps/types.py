@@ -39,6 +39,13 @@ def parse_workers_are(text: str) -> int:
     return int(text.split()[0])
 
 
+@parse_type("Runs")
+@parse.with_pattern(r"\d+ runs?")
+def parse_runs(text: str) -> int:
+    """``1 run`` / ``3 runs`` -> the count."""
+    return int(text.split()[0])
+
+
 @parse_type("Alternatives")
 @parse.with_pattern(r'"[^"]+"(?: or "[^"]+")*')
 def parse_alternatives(text: str) -> tuple[str, ...]:

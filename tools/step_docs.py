@@ -59,6 +59,7 @@ SECTIONS = {
     "swap": "Versions, hot-swap and rollback",
     "background": "Actions in the background and how they ended",
     "load": "Load, latency SLOs and windows",
+    "load_profiles": "Load profiles, environment SLOs and latency baselines",
     "churn": "Workers coming and going",
 }
 

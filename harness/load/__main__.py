@@ -18,9 +18,8 @@ from pathlib import Path
 from harness.baseline import DEFAULT_MIN_INCREASE, BaselineFile
 from harness.load.profiles import ProfileBook, ProfileError
 from harness.load.session import ProfileSession
+from harness.load.settings import DEFAULT_PROFILES
 from harness.report.resources import Watched
-
-DEFAULT_PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "load_profiles.toml"
 
 
 def _pairs(values: list[str], what: str, parser: argparse.ArgumentParser) -> list[tuple[str, str]]:

@@ -78,10 +78,26 @@ class Profile:
         return self.schedule.end_s
 
     def load_profile(
-        self, model: str | None = None, *, processes: int = 1, load_workers: int = 0
+        self,
+        model: str | None = None,
+        *,
+        processes: int = 1,
+        load_workers: int = 0,
+        headers: Mapping[str, str] | None = None,
+        infer_body: Mapping[str, Any] | None = None,
     ) -> LoadProfile:
-        """The runner's profile: the schedule, and the endpoints with ``{model}`` filled in."""
+        """The runner's profile: the schedule, and the endpoints with ``{model}`` filled in.
+
+        ``infer_body``: the model's own request (its target's :class:`ModelSpec`), sent by every endpoint
+        that POSTs to a V2 ``.../infer`` path instead of the file's body (an example for one model).
+        ``headers``: sent with every request (an external target's credentials).
+        """
         endpoints = tuple(e.with_model(model) for e in self.endpoints) if model else self.endpoints
+        if infer_body is not None:
+            endpoints = tuple(
+                Endpoint(e.name, e.weight, e.method, e.path, dict(infer_body)) if _is_infer(e) else e
+                for e in endpoints
+            )
         unresolved = [e.name for e in endpoints if "{model}" in e.path]
         if unresolved:
             raise ProfileError(f"profile {self.name!r}: endpoints {unresolved} need a model name")
@@ -95,8 +111,13 @@ class Profile:
             user_rate=self.user_rate,
             processes=processes,
             load_workers=load_workers,
+            headers=dict(headers or {}),
             name=self.name,
         )
+
+
+def _is_infer(endpoint: Endpoint) -> bool:
+    return endpoint.method == "POST" and endpoint.path.rstrip("/").endswith("/infer")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from harness import cleanup, trace
+from harness.drivers.v2 import request_inputs
 from harness.load.endpoints import Endpoint, check_endpoints, v2_endpoints, write_endpoints
 from harness.load.schedule import Schedule
 from harness.observations import Observation
@@ -142,9 +143,9 @@ def check_host(host: str, *, loopback_only: bool = False) -> str:
 class _SampleReader:
     """Incrementally parses the per-process JSONL files; tolerates a line still being written."""
 
-    def __init__(self, directory: Path, inputs: dict[str, list] | None = None) -> None:
+    def __init__(self, directory: Path, inputs: dict[str, dict[str, list]] | None = None) -> None:
         self._directory = directory
-        self._inputs = inputs  # what every infer request of the load carries
+        self._inputs = inputs or {}  # "POST /v2/.../infer" -> the input tensors that endpoint sends
         self._offsets: dict[Path, int] = {}
         self._items: list[Observation] = []
         self._lock = threading.Lock()
@@ -180,7 +181,8 @@ def _tail(path: Path) -> str:
     return "\n".join(lines[-_LOG_TAIL_LINES:])
 
 
-def _observation(record: dict, inputs: dict[str, list] | None = None) -> Observation:
+def _observation(record: dict, inputs: dict[str, dict[str, list]] | None = None) -> Observation:
+    target = record.get("target", "")
     return Observation(
         started=float(record["t"]),
         latency_s=float(record["lat"]),
@@ -189,11 +191,21 @@ def _observation(record: dict, inputs: dict[str, list] | None = None) -> Observa
         error=record.get("err"),
         source="load",
         request_id=record.get("id"),
-        target=record.get("target", ""),
+        target=target,
         outputs=record.get("out"),
         provider=record.get("prov"),
-        inputs=inputs if "/infer" in record.get("target", "") else None,
+        inputs=(inputs or {}).get(target),
     )
+
+
+def endpoint_inputs(endpoints: tuple[Endpoint, ...]) -> dict[str, dict[str, list]]:
+    """The input tensors (name -> flat data) each V2 infer endpoint sends, by the sample's ``target``
+    (``"POST /v2/..."``): every answer's outputs can then be judged against what its version computes."""
+    return {
+        f"{e.method} {e.path}": request_inputs(e.body)
+        for e in endpoints
+        if isinstance(e.body, dict) and e.body.get("inputs")
+    }
 
 
 class LoadRun:
@@ -216,8 +228,7 @@ class LoadRun:
         self.command = command
         self.log_path = rundir / "locust.log"
         self.started_at = time.time()
-        inputs = {str(t["name"]): list(t["data"]) for t in profile.infer_body().get("inputs", [])}
-        self._reader = _SampleReader(rundir / "samples", inputs if profile.endpoints is None else None)
+        self._reader = _SampleReader(rundir / "samples", endpoint_inputs(profile.calls()))
         self._stopped = False
         self._stop_lock = threading.Lock()
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.backends.base import ServiceInfo
 from harness.baseline import DEFAULT_MIN_INCREASE, BaselineFile, Comparison, Entry, compare
@@ -65,13 +66,16 @@ class Outcome:
             where = f" (report: {self.paths['html']})" if "html" in self.paths else ""
             raise AssertionError(f"profile {self.profile.name!r}: " + " | ".join(problems) + where)
 
+    @property
+    def stem(self) -> str:
+        return report_stem(self.labels, self.profile.name)
+
     def write(
         self, directory: str | Path, *, windows: Sequence[Window] = (), pushgateway: str | None = None
     ) -> dict[str, Path]:
         """The HTML report and the Prometheus textfile under ``directory`` (named after the labels)."""
         directory = Path(directory)
-        named = (self.labels.get(k, "") for k in ("feature", "scenario", "profile"))
-        stem = _slug("-".join(v for v in named if v) or self.profile.name)
+        stem = self.stem
         report = RunReport(
             title=f"load profile {self.profile.name!r}"
             + (f": {self.labels['scenario']}" if self.labels.get("scenario") else ""),
@@ -98,6 +102,12 @@ def watch_services(services: Iterable[ServiceInfo], backend: str) -> list[Watche
     if backend == "docker":
         return [Watched(s.name, container=s.ident) for s in running]
     return [Watched(s.name, pid=int(s.ident)) for s in running]
+
+
+def report_stem(labels: Mapping[str, str], profile: str) -> str:
+    """The reports' file name without suffix: feature, scenario and profile from the labels."""
+    named = (labels.get(k, "") for k in ("feature", "scenario", "profile"))
+    return _slug("-".join(v for v in named if v) or profile)
 
 
 def _slug(text: str) -> str:
@@ -128,15 +138,18 @@ class ProfileSession:
         load_workers: int = 0,
         processes: int = 1,
         labels: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        infer_body: Mapping[str, Any] | None = None,
     ) -> ProfileSession:
+        """Start the profile's load (and the resource sampler); see :meth:`Profile.load_profile` for
+        ``headers`` and ``infer_body``."""
         profile = book.profile(name)
+        runner_profile = profile.load_profile(
+            model, processes=processes, load_workers=load_workers, headers=headers, infer_body=infer_body
+        )
         sampler = ResourceSampler(watch).start()
         try:
-            run = LoadRun.start(
-                url,
-                profile.load_profile(model, processes=processes, load_workers=load_workers),
-                Path(workdir),
-            )
+            run = LoadRun.start(url, runner_profile, Path(workdir))
         except BaseException:
             sampler.stop()
             raise
@@ -168,7 +181,10 @@ class ProfileSession:
             self.load.stop()
             resources = self.sampler.stop()
         samples = self.load.samples()
-        outcome = Outcome(self.profile, samples, resources, self.labels, self.load.started_at)
+        # t = 0 of the report is the first request: Locust takes seconds to start on a busy machine, and
+        # the profile's schedule (drawn under the throughput) counts from its first user, not from then
+        started_at = samples[0].started if samples else self.load.started_at
+        outcome = Outcome(self.profile, samples, resources, self.labels, started_at)
         if environment is not None:
             if book is None:
                 raise ValueError("judging an environment's SLO needs the profile book (book=...)")

@@ -45,6 +45,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--step-trace", default=None, metavar="FILE", help="append one JSON line per executed step"
     )
+    # load profiles (issue 12): read by the load steps through harness.load.settings
+    group.addoption(
+        "--load-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run each load as a Locust master and N worker processes (default 0: one process)",
+    )
+    group.addoption(
+        "--baseline",
+        default=None,
+        metavar="FILE",
+        help="latency baselines (JSON): 'latency has not regressed' compares each scenario with its entry",
+    )
+    group.addoption(
+        "--save-baseline",
+        action="store_true",
+        default=False,
+        help="add each scenario's run to --baseline FILE instead of comparing with it",
+    )
+    group.addoption(
+        "--load-profiles",
+        default=None,
+        metavar="FILE",
+        help="the load profiles and SLO tables (TOML; default: fixtures/load_profiles.toml)",
+    )
 
 
 def gherkin_enabled(config: pytest.Config) -> bool:

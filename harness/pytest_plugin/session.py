@@ -47,6 +47,9 @@ def pytest_configure(config: pytest.Config) -> None:
     fixtures = importlib.import_module("harness.pytest_plugin.step_fixtures")
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "servingbdd-steps")
+    load = importlib.import_module("harness.pytest_plugin.load")  # load settings, reports in JUnit/Cucumber
+    if not config.pluginmanager.is_registered(load):
+        config.pluginmanager.register(load, "servingbdd-load")
     use_gherkin_reporter(config)
     config.pluginmanager.register(ProgressTracker(config), "servingbdd-progress")
 

@@ -136,3 +136,35 @@ def test_endpoints_file_is_what_the_locustfile_reads(tmp_path: Path) -> None:
         write_endpoints([Endpoint("a", 0, "GET", "/a")], tmp_path / "x.json")
     with pytest.raises(ValueError, match="must start with '/'"):
         Endpoint("a", 1, "GET", "a")
+
+
+def test_the_model_s_own_request_replaces_every_infer_body_and_its_inputs_are_known() -> None:
+    from harness.load.runner import endpoint_inputs
+
+    own = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [0.5, 1.5]}]}
+    load = (
+        ProfileBook.load(SHIPPED)
+        .profile("steady")
+        .load_profile("fraud", infer_body=own, headers={"Authorization": "Bearer t"})
+    )
+    bodies = {e.name: e.body for e in load.calls()}
+    assert bodies["infer"] == own and bodies["infer_v1"] == own, "each infer endpoint sends the model request"
+    assert bodies["metadata"] is None and bodies["ready"] is None, "the others are left alone"
+    assert load.headers == {"Authorization": "Bearer t"}
+    inputs = endpoint_inputs(load.calls())
+    assert inputs == {
+        "POST /v2/models/fraud/infer": {"x": [0.5, 1.5]},
+        "POST /v2/models/fraud/versions/1/infer": {"x": [0.5, 1.5]},
+    }, "each infer sample can be judged on what its version computes for these inputs"
+
+
+def test_the_shipped_feature_profiles_are_short_and_give_the_staging_p99_its_samples() -> None:
+    book = ProfileBook.load(SHIPPED)
+    staging = book.slo_for("staging")
+    for name in ("short_sustained", "short_ramp", "short_spike", "latency_probe"):
+        profile = book.profile(name)
+        assert profile.duration_s <= 10, f"{name}: a feature-sized profile runs seconds"
+    sustained = book.profile("short_sustained")
+    assert sustained.user_rate is not None
+    planned = sustained.user_rate * sustained.schedule.peak_users * sustained.duration_s
+    assert planned * 0.8 >= staging.minimum("p99"), "the sustained run's answers suffice for p99, with room"

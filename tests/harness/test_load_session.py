@@ -65,15 +65,15 @@ def _swap(url: str, token: str, marks: dict[str, float]) -> None:
 
 
 def test_a_profile_with_a_hot_swap_is_judged_reported_and_baselined(
-    local_backend: LocalBackend, make_demo_spec: Callable, tmp_path: Path
+    local_backend: LocalBackend, start_local_cluster: Callable, make_demo_spec: Callable, tmp_path: Path
 ) -> None:
     spec = make_demo_spec(workers=2)
-    local_backend.start(spec)
+    cluster = start_local_cluster(spec)
     watch = watch_services(local_backend.services(), local_backend.name)
     assert {w.name for w in watch} == {"gateway", "worker-1", "worker-2"}
     labels = {"feature": "hot_swap", "scenario": "swap under the swap profile", "target": "reference"}
     session = ProfileSession.start(
-        local_backend.gateway_url,
+        cluster.gateway_url,
         BOOK,
         "swap",
         model="demo",
@@ -83,7 +83,7 @@ def test_a_profile_with_a_hot_swap_is_judged_reported_and_baselined(
     )
     marks: dict[str, float] = {}
     session.load.wait_for_samples(50, timeout=60)
-    swapper = threading.Thread(target=_swap, args=(local_backend.gateway_url, spec.admin_token, marks))
+    swapper = threading.Thread(target=_swap, args=(cluster.gateway_url, spec.admin_token, marks))
     swapper.start()
     baseline = BaselineFile(tmp_path / "baseline.json")
     outcome = session.finish(
@@ -123,7 +123,7 @@ def test_a_profile_with_a_hot_swap_is_judged_reported_and_baselined(
 
     # a later run compared with the saved baseline: the numbers are there
     again = ProfileSession.start(
-        local_backend.gateway_url, BOOK, "swap", model="demo", workdir=tmp_path / "load2"
+        cluster.gateway_url, BOOK, "swap", model="demo", workdir=tmp_path / "load2"
     )
     second = again.finish(baseline=BaselineFile.load(tmp_path / "baseline.json"), key="hot_swap/swap")
     assert second.comparison is not None
