@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from weakref import WeakKeyDictionary
 
+import pytest
 from scipy.stats import binom
 
 from harness.drivers.routed_traffic import Routed, RoutedTraffic
@@ -29,13 +29,13 @@ class RoutingState:
     values: dict[str, Any] = field(default_factory=dict)  # measurements taken by When steps
 
 
-_states: WeakKeyDictionary[World, RoutingState] = WeakKeyDictionary()
+_STATES_KEY = pytest.StashKey[RoutingState]()
 
 
 def state(world: World) -> RoutingState:
-    current = _states.get(world)
+    current = world.stash.get(_STATES_KEY, None)
     if current is None:
-        current = _states[world] = RoutingState()
+        current = world.stash[_STATES_KEY] = RoutingState()
     return current
 
 

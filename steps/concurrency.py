@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from weakref import WeakKeyDictionary
+
+import pytest
 
 from harness.drivers.worker import WorkerProbe
 from harness.load.burst import send_burst
@@ -18,7 +19,7 @@ from steps import types  # noqa: F401  (custom parse types used below)
 BOOT_TIMEOUT_S = 240.0
 
 #: The burst of the scenario: what was sent and answered, the model, what the workers had served before.
-_bursts: WeakKeyDictionary[World, tuple[list[Sent], str, int | None]] = WeakKeyDictionary()
+_BURSTS_KEY = pytest.StashKey[tuple[list[Sent], str, int | None]]()
 
 
 @given(
@@ -139,7 +140,7 @@ def burst(world: World, count: int, model: str) -> None:
     sent = send_burst(world.v2, model, ids)
     world.mark("burst_ended")
     world.observations.extend(s.observation for s in sent)
-    _bursts[world] = (sent, model, served_before)
+    world.stash[_BURSTS_KEY] = (sent, model, served_before)
     print(f"burst of {count}: {LatencySummary.of(s.observation for s in sent)}")
 
 
@@ -150,7 +151,7 @@ def burst(world: World, count: int, model: str) -> None:
 def burst_answered(world: World, count: int) -> None:
     """Every request got a 2xx answer echoing its own id, no id came back twice, and the workers ran
     exactly ``count`` inferences for them (none lost, none run twice by a retry)."""
-    burst = _bursts.get(world)
+    burst = world.stash.get(_BURSTS_KEY, None)
     assert burst is not None, "no burst of requests was sent in this scenario"
     sent, model, served_before = burst
     assert len(sent) == count, f"expected {count} requests in the burst, {len(sent)} were sent"

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from weakref import WeakKeyDictionary
+
+import pytest
 
 from harness import trace
 from harness.drivers.gateway import AdminError, Answer
@@ -43,11 +44,11 @@ class CatalogLedger:
     next_model: int = 1
 
 
-_ledgers: WeakKeyDictionary[World, CatalogLedger] = WeakKeyDictionary()
+_LEDGERS_KEY = pytest.StashKey[CatalogLedger]()
 
 
 def _ledger(world: World) -> CatalogLedger:
-    return _ledgers.setdefault(world, CatalogLedger())
+    return world.stash.setdefault(_LEDGERS_KEY, CatalogLedger())
 
 
 def _catalog_health(world: World) -> dict[str, Any] | None:

@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import numpy as np
 import parse
+import pytest
 
 from fixtures.data import baseline, drifted
 from harness import trace
@@ -61,15 +61,15 @@ class DriftState:
     figures: dict[str, Any] = field(default_factory=dict)
 
 
-_states: WeakKeyDictionary[World, DriftState] = WeakKeyDictionary()
+_STATES_KEY = pytest.StashKey[DriftState]()
 
 
 def _state(world: World) -> DriftState:
-    state = _states.get(world)
+    state = world.stash.get(_STATES_KEY, None)
     if state is None:
         traffic = TrafficDriver(world.target.inference_url, world.observations)
         world.defer("stop the labelled traffic", traffic.close)
-        state = _states[world] = DriftState(traffic)
+        state = world.stash[_STATES_KEY] = DriftState(traffic)
     return state
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from weakref import WeakKeyDictionary
 
 import parse
+import pytest
 
 from harness.drivers.worker import WorkerProbe
 from harness.observations import Observation
@@ -50,11 +50,11 @@ class _Providers:
     before_restart: dict | None = None  # the lock status just before the gateway restarted
 
 
-_state: WeakKeyDictionary[World, _Providers] = WeakKeyDictionary()
+_STATE_KEY = pytest.StashKey[_Providers]()
 
 
 def _providers(world: World) -> _Providers:
-    state = _state.setdefault(world, _Providers())
+    state = world.stash.setdefault(_STATE_KEY, _Providers())
     assert state.pools, (
         "no providers in this scenario (missing 'Given a cluster serving ... with providers ...')"
     )
@@ -76,7 +76,7 @@ def cluster_with_providers(
     pools' order is the providers' priority."""
     start_cluster(world, 0, model, version, upstream_timeout=UPSTREAM_TIMEOUT_S, fault_links=True)
     settle(world)  # the gateway now: the pools join it below
-    state = _state.setdefault(world, _Providers())
+    state = world.stash.setdefault(_STATE_KEY, _Providers())
     state.model = model
     for provider, count in ((first, first_count), (second, second_count)):
         state.pools[provider] = world.add_workers(count, pool=provider)

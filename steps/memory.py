@@ -6,7 +6,8 @@ Sizes are decimal: 1 MB = 1,000,000 bytes (the worker's budget and its messages 
 from __future__ import annotations
 
 import time
-from weakref import WeakKeyDictionary
+
+import pytest
 
 from fixtures.large_models import large_model
 from harness import trace
@@ -22,7 +23,7 @@ MB = 1_000_000
 KILL_WAIT_S = 20.0
 
 #: The worker put under a kernel memory limit in this scenario: (service name, gateway id, bytes, mechanism).
-_limited: WeakKeyDictionary[World, tuple[str, str, int, str]] = WeakKeyDictionary()
+_LIMITED_KEY = pytest.StashKey[tuple[str, str, int, str]]()
 
 
 @given(
@@ -82,11 +83,11 @@ def limit_one_worker(world: World, mb: int) -> None:
     )
     mechanism = world.limit_memory(name, mb * MB)
     print(f"memory limit of {mb} MB on {name} (gateway id {listed[name]}) by {mechanism}")
-    _limited[world] = (name, listed[name], mb * MB, mechanism)
+    world.stash[_LIMITED_KEY] = (name, listed[name], mb * MB, mechanism)
 
 
 def _limited_worker(world: World) -> tuple[str, str, int, str]:
-    limited = _limited.get(world)
+    limited = world.stash.get(_LIMITED_KEY, None)
     assert limited is not None, "no worker was put under a memory limit in this scenario"
     return limited
 

@@ -8,7 +8,8 @@ told; the steps judge what the gateway then answers. Every fault is undone at te
 from __future__ import annotations
 
 import time
-from weakref import WeakKeyDictionary
+
+import pytest
 
 from harness import trace
 from harness.drivers.worker import WorkerProbe
@@ -29,9 +30,9 @@ SCHEDULING_SLACK_S = 0.25
 
 
 #: When each link was cut, per World and worker (the expiry deadline counts from there).
-_cut_at: WeakKeyDictionary[World, dict[str, float]] = WeakKeyDictionary()
+_CUT_AT_KEY = pytest.StashKey[dict[str, float]]()
 #: The ids the gateway listed each worker under when its link was cut.
-_ids_at_cut: WeakKeyDictionary[World, dict[str, set[str]]] = WeakKeyDictionary()
+_IDS_AT_CUT_KEY = pytest.StashKey[dict[str, set[str]]]()
 
 
 def _heartbeat(world: World) -> float:
@@ -97,8 +98,8 @@ def cut(world: World, worker: str) -> None:
     ids = {str(w.get("id")) for w in world.gateway.workers() if w.get("name") == worker}
     assert ids, f"expected the gateway to list {worker} before its network is cut, it does not"
     world.partition(GATEWAY, worker)
-    _cut_at.setdefault(world, {})[worker] = time.time()
-    _ids_at_cut.setdefault(world, {})[worker] = ids
+    world.stash.setdefault(_CUT_AT_KEY, {})[worker] = time.time()
+    world.stash.setdefault(_IDS_AT_CUT_KEY, {})[worker] = ids
 
 
 @when(
@@ -153,7 +154,7 @@ def remove_delay(world: World, worker: str) -> None:
 def stops_listing(world: World, worker: str) -> None:
     """Counted from the cut: the worker's 3rd missed heartbeat, plus the gateway's expiry sweep (half an
     interval) and a little scheduling slack. The instant is marked as ``<worker>_dropped``."""
-    cut_at = _cut_at.get(world, {}).get(worker)
+    cut_at = world.stash.get(_CUT_AT_KEY, {}).get(worker)
     assert cut_at is not None, f"the network to {worker} was not cut in this scenario"
     limit = (3 + SWEEP_SLACK_INTERVALS) * _heartbeat(world) + SCHEDULING_SLACK_S
     remaining = max(0.0, cut_at + limit - time.time())
@@ -280,7 +281,7 @@ def listed_again(world: World, seconds: float, worker: str) -> None:
     """After a heal the worker's next heartbeat is refused (it expired), so it registers again: the gateway
     lists it healthy under an id it did not have before the cut, holding every production version (the
     ones it was assigned at registration, reported by its next heartbeat), so that it serves again."""
-    old = _ids_at_cut.get(world, {}).get(worker, set())
+    old = world.stash.get(_IDS_AT_CUT_KEY, {}).get(worker, set())
 
     def entries() -> tuple[list[dict], set[tuple[str, str]]]:
         production = {

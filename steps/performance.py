@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from weakref import WeakKeyDictionary
+
+import pytest
 
 from harness.drivers.metrics import requests_by_status
 from harness.load.paced import PacedRun, send_paced
@@ -18,7 +19,7 @@ MAX_SENDER_LAG_S = 0.5
 TIMEOUT_STATUSES = (408, 504)
 
 #: The paced run of the scenario, its model, and the gateway's answer counts by status before it.
-_runs: WeakKeyDictionary[World, tuple[PacedRun, str, Counter[str]]] = WeakKeyDictionary()
+_RUNS_KEY = pytest.StashKey[tuple[PacedRun, str, Counter[str]]]()
 
 
 @when(
@@ -34,7 +35,7 @@ def paced_requests(world: World, count: int, model: str, seconds: int) -> None:
     run = send_paced(world.v2, model, count, float(seconds))
     world.mark("paced_ended")
     world.observations.extend(s.observation for s in run.sent)
-    _runs[world] = (run, model, counted_before)
+    world.stash[_RUNS_KEY] = (run, model, counted_before)
     summary = LatencySummary.of(s.observation for s in run.sent)
     print(f"{count} requests over {seconds} s (took {run.elapsed_s:.1f} s, sender lag max "
           f"{run.max_lag_s * 1000:.0f} ms): {summary}")  # fmt: skip
@@ -50,14 +51,14 @@ def _counted(world: World, model: str) -> Counter[str]:
 
 
 def _run(world: World) -> PacedRun:
-    entry = _runs.get(world)
+    entry = world.stash.get(_RUNS_KEY, None)
     assert entry is not None, "no paced requests were sent in this scenario (missing 'When N requests ...')"
     return entry[0]
 
 
 def _counted_since(world: World) -> Counter[str]:
     """What the gateway itself counted for the paced requests, by status (its /metrics, now minus before)."""
-    _, model, before = _runs[world]
+    _, model, before = world.stash[_RUNS_KEY]
     now = _counted(world, model)
     now.subtract(before)
     return +now  # drop zero counts

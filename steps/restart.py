@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from weakref import WeakKeyDictionary
+
+import pytest
 
 from fixtures.models import build_slow_model, rows_for
 from harness import trace
@@ -39,11 +40,11 @@ class LongRequest:
     thread: threading.Thread | None = None
 
 
-_long: WeakKeyDictionary[World, LongRequest] = WeakKeyDictionary()
+_LONG_KEY = pytest.StashKey[LongRequest]()
 
 
 def _request(world: World) -> LongRequest:
-    request = _long.get(world)
+    request = world.stash.get(_LONG_KEY, None)
     assert request is not None, "no long request was sent in this scenario (missing 'Given a request ...')"
     return request
 
@@ -74,7 +75,7 @@ def long_request_in_flight(world: World, model: str, seconds: int) -> None:
     assert timed.ok, f"expected the timing request to succeed, got {timed.status}: {timed.error}"
     rows = rows_for(seconds, timed.latency_s, CALIBRATION_ROWS)
     request = LongRequest(model, rows, expected_s=timed.latency_s * rows / CALIBRATION_ROWS)
-    _long[world] = request
+    world.stash[_LONG_KEY] = request
 
     def send() -> None:
         request.answer = world.v2.infer(model, rows=rows, timeout=seconds * 4 + 30.0)

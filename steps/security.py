@@ -13,9 +13,9 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from weakref import WeakKeyDictionary
 
 import parse
+import pytest
 
 from harness.drivers.gateway import Answer
 from harness.drivers.worker import WorkerProbe
@@ -65,11 +65,11 @@ class _Security:
     stranger: str | None = None
 
 
-_state: WeakKeyDictionary[World, _Security] = WeakKeyDictionary()
+_STATE_KEY = pytest.StashKey[_Security]()
 
 
 def _security(world: World) -> _Security:
-    return _state.setdefault(world, _Security())
+    return world.stash.setdefault(_STATE_KEY, _Security())
 
 
 def _spec(world: World):
