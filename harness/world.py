@@ -279,10 +279,12 @@ class World:
         return self._backend().oom_killed(name)
 
     # -- the catalog's storage: damaged files, a database server killed and restarted -----------------
-    def corrupt_file(self, service: str, relative: str, mode: str = "header", seed: int = 0) -> Corruption:
-        """Overwrite part of a file ``service`` keeps on disk (``mode`` "header" or "pages", see
-        :func:`harness.faults.files.corrupt_file`) while it runs. Nothing to undo: the damage is the
-        service's to detect and repair."""
+    def corrupt_file(
+        self, service: str, relative: str, mode: str = "header", seed: int = 0, pages: int = 3
+    ) -> Corruption:
+        """Overwrite part of a file ``service`` keeps on disk (``mode`` "header", or "pages": ``pages``
+        random pages; see :func:`harness.faults.files.corrupt_file`) while it runs. Nothing to undo: the
+        damage is the service's to detect and repair."""
         from harness.faults.files import corrupt_file
 
         self.require("catalog-db")
@@ -290,7 +292,25 @@ class World:
         trace.touch("fault", f"corrupt {service}:{relative} ({mode})")
         if not path.is_file():
             raise BackendError(f"{service} has no file {relative!r} to corrupt (looked at {path})")
-        return corrupt_file(path, mode=mode, seed=seed)
+        return corrupt_file(path, mode=mode, pages=pages, seed=seed)
+
+    def build_artifact(self, model: str, version: str, build: Callable[[Path], Any]) -> Any:
+        """Write a model artifact the services will load (``build(artifact_root)`` returns it) into the
+        target's artifact root, and keep it as the scenario's artifact of ``model`` ``version``."""
+        trace.touch("file", f"build {model} v{version}")
+        artifact = build(self.reference.artifact_root)
+        self.artifacts[(model, version)] = artifact
+        return artifact
+
+    def delete_artifact(self, relative: str) -> None:
+        """Remove an artifact file the catalog knows (the artifact store lost it)."""
+        trace.touch("file", f"delete {relative}")
+        (self.reference.artifact_root / relative).unlink()
+
+    def read_artifact(self, relative: str) -> bytes:
+        """The bytes of an artifact file the services wrote or read (``relative`` to the artifact root)."""
+        trace.touch("file", f"read {relative}")
+        return (self.reference.artifact_root / relative).read_bytes()
 
     def data_file(self, service: str, relative: str) -> Path:
         trace.touch("file", f"{service}:{relative}")

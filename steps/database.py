@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from harness import trace
 from harness.drivers.gateway import AdminError, Answer
 from harness.steps_registry import given, then, when
 from harness.world import World
@@ -196,11 +195,7 @@ def damage_file(world: World, what: str) -> None:
     if what == "its header":
         world.corrupt_file("gateway", CATALOG_FILE, "header", seed=5)
     elif pages:
-        from harness.faults.files import corrupt_file
-
-        path = world.data_file("gateway", CATALOG_FILE)
-        trace.touch("fault", f"corrupt gateway:{CATALOG_FILE} ({pages.group(1)} pages)")
-        corrupt_file(path, mode="pages", pages=int(pages.group(1)), seed=5)
+        world.corrupt_file("gateway", CATALOG_FILE, "pages", seed=5, pages=int(pages.group(1)))
     else:
         raise AssertionError(f'unknown damage {what!r}: say "its header" or "N of its pages"')
 

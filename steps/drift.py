@@ -20,7 +20,6 @@ import parse
 import pytest
 
 from fixtures.data import baseline, drifted
-from harness import trace
 from harness.steps_registry import given, parse_type, then, when
 from harness.targets.reference import TrainerSpec
 from harness.targets.reference.traffic import TrafficDriver, TrafficReport
@@ -291,9 +290,8 @@ def new_artifact(world: World, model: str, version: str) -> None:
     run = _state(world).figures.get("run") or _finished_run(world, model)
     assert run.get("artifact_uri"), f"the run names no artifact: {run}"
     path = world.reference.artifact_root / run["artifact_uri"]
-    trace.touch("file", f"sha256 {run['artifact_uri']}")
     assert path.is_file(), f"expected the retrained artifact at {path}, there is none"
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = hashlib.sha256(world.read_artifact(run["artifact_uri"])).hexdigest()
     old = {v["version"]: v["sha256"] for v in world.gateway.versions(model)}
     assert sha == run["sha256"], f"artifact {path} has sha256 {sha}, the run reports {run['sha256']}"
     assert sha != old.get(version), f"the new artifact has the same checksum as version {version!r}: {sha}"

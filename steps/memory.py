@@ -10,7 +10,6 @@ import time
 import pytest
 
 from fixtures.large_models import large_model
-from harness import trace
 from harness.drivers.worker import WorkerProbe
 from harness.steps_registry import given, then
 from harness.world import World
@@ -56,9 +55,7 @@ def cluster_without_budget(world: World, workers: int, model: str, version: str,
 )
 def register_large_version(world: World, model: str, version: str, mb: int) -> None:
     """Build a model whose weights really take ``mb`` MB in memory and register it through the admin API."""
-    trace.touch("file", f"build large {model} v{version} {mb} MB")
-    artifact = large_model(world.reference.artifact_root, model, version, mb * MB)
-    world.artifacts[(model, version)] = artifact
+    artifact = world.build_artifact(model, version, lambda root: large_model(root, model, version, mb * MB))
     answer = world.gateway.register_version(model, artifact.artifact_uri, version=version)
     assert answer.ok, (
         f"expected the gateway to register {model} version {version!r} ({artifact.size_bytes} bytes), "

@@ -16,7 +16,6 @@ import time
 import pytest
 
 from fixtures.large_models import large_model
-from harness import trace
 from harness.drivers.worker import WorkerProbe
 from harness.steps_registry import given, then, when
 from harness.world import World
@@ -42,10 +41,8 @@ READINGS, READING_GAP_S = 3, 0.3
 def large_versions(world: World, model: str, versions: tuple[str, ...], mb: int) -> None:
     """Build versions whose weights really take ``mb`` MB in memory (one dense initializer each, read by
     every inference), ready to serve or register; they take the demo model's input and output."""
-    root = world.reference.artifact_root
     for version in versions:
-        trace.touch("file", f"build large {model} v{version} {mb} MB")
-        world.artifacts[(model, version)] = large_model(root, model, version, mb * MB)
+        world.build_artifact(model, version, lambda root, v=version: large_model(root, model, v, mb * MB))
 
 
 @given(

@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from harness import trace
 from harness.drivers.worker import WorkerProbe
 from harness.steps_registry import given, then, when
 from harness.world import World
@@ -311,7 +310,6 @@ def listed_again(world: World, seconds: float, worker: str) -> None:
         f"expected {worker} listed again holding the production versions {sorted(production)} within "
         f"{seconds:g} s; it is listed as {[str(w.get('id')) for w in listed]} holding {held}"
     )
-    trace.touch("backend", f"{worker} listed as {[w.get('id') for w in listed]}")
 
 
 @then(

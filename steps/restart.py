@@ -56,10 +56,8 @@ def _request(world: World) -> LongRequest:
 )
 def slow_model(world: World, version: str) -> None:
     """Build a real, deliberately slow ONNX model ``slow`` (many dense layers) in the artifact root."""
-    trace.touch("file", f"build slow {version}")
-    artifact = build_slow_model(world.reference.artifact_root, "slow", version)
+    artifact = world.build_artifact("slow", version, lambda root: build_slow_model(root, "slow", version))
     assert artifact.path.is_file(), f"expected the slow model's artifact at {artifact.path}"
-    world.artifacts[("slow", version)] = artifact
 
 
 @given(

@@ -8,7 +8,6 @@ import re
 import parse
 
 from fixtures.misbehaving import build_misbehaving
-from harness import trace
 from harness.drivers.routed_traffic import describe
 from harness.steps_registry import given, parse_type, then, when
 from harness.world import World
@@ -32,11 +31,11 @@ def parse_misbehaviour(text: str) -> dict[str, float]:
 def register_misbehaving(world: World, model: str, version: str, misbehaviour: dict[str, float]) -> None:
     """Build a real artifact computing the demo version's own function that misbehaves as said: NaN for that
     share of inputs (the worker refuses them with a 500), or an answer held that much longer; register it."""
-    trace.touch("file", f"build misbehaving {model} v{version} {misbehaviour}")
-    artifact = build_misbehaving(
-        world.reference.artifact_root, model, version, base_version=version, **misbehaviour
+    artifact = world.build_artifact(
+        model,
+        version,
+        lambda root: build_misbehaving(root, model, version, base_version=version, **misbehaviour),
     )
-    world.artifacts[(model, version)] = artifact
     answer = world.gateway.register_version(model, artifact.artifact_uri, version=version)
     assert answer.ok, (
         f"expected the gateway to register {model} version {version!r}, it answered {answer.status}: "

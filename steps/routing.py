@@ -8,12 +8,10 @@ import time
 from collections import Counter
 from typing import Any
 
-import httpx
 import numpy as np
 import parse
-from prometheus_client.parser import text_string_to_metric_families
 
-from harness import trace
+from harness.drivers.metrics import requests_by
 from harness.drivers.routed_traffic import Routed, by_version, summary
 from harness.drivers.worker import WorkerProbe
 from harness.slo import percentile
@@ -120,15 +118,10 @@ def per_version_figures(world: World) -> None:
     )
 
 
-def _gateway_counts(world: World, model: str) -> Counter[tuple[str, str]]:
-    trace.touch("http", "GET /metrics")
-    text = httpx.get(world.target.inference_url + "/metrics", timeout=10.0, trust_env=False).text
-    counts: Counter[tuple[str, str]] = Counter()
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == "sut_requests_total" and s.labels.get("model") == model and s.value:
-                counts[(s.labels["version"], s.labels["status"])] += int(s.value)
-    return counts
+def _gateway_counts(world: World, model: str) -> Counter[tuple[str, ...]]:
+    """The gateway's own request counter of ``model`` by (version, status)."""
+    counted = requests_by(world.target.metrics(), model, "version", "status")
+    return +counted  # only the pairs it counted at least once
 
 
 @when(

@@ -9,7 +9,6 @@ from collections.abc import Callable
 import pytest
 
 from fixtures.models import corrupt_artifact
-from harness import trace
 from harness.drivers.gateway import Answer
 from harness.load.runner import LoadRun
 from harness.steps_registry import given, then, when
@@ -69,8 +68,7 @@ def register_bad_version(world: World, model: str, version: str, problem: str) -
         (root / uri).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source.path, root / uri)
         _register(world, model, version, uri)
-        (root / uri).unlink()  # the artifact store lost it after registration
-        trace.touch("file", f"deleted {uri}")
+        world.delete_artifact(uri)  # the artifact store lost it after registration
     else:
         raise AssertionError(f"unknown artifact problem {problem!r}: use 'corrupt' or 'missing'")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 from fixtures.large_models import large_model
-from harness import trace
 from harness.drivers.worker import WorkerProbe
 from harness.steps_registry import given, then, when
 from harness.world import World
@@ -49,9 +48,9 @@ def register_large(world: World, model: str, versions: tuple[str, ...], mb: int)
     """Models whose weights really take ``mb`` MB in memory, each with its own weights (they answer
     differently), registered through the admin API."""
     for version in versions:
-        trace.touch("file", f"build large {model} v{version}")
-        artifact = large_model(world.reference.artifact_root, model, version, mb * MB, seed=int(version))
-        world.artifacts[(model, version)] = artifact
+        artifact = world.build_artifact(
+            model, version, lambda root, v=version: large_model(root, model, v, mb * MB, seed=int(v))
+        )
         _register(world, model, version, artifact.artifact_uri)
 
 
