@@ -122,9 +122,7 @@ def test_a_profile_with_a_hot_swap_is_judged_reported_and_baselined(
     assert any(r > 240 and 200 < g < 240 and 170 < b < 220 for (_, (r, g, b)) in image.getcolors(1 << 20))
 
     # a later run compared with the saved baseline: the numbers are there
-    again = ProfileSession.start(
-        cluster.gateway_url, BOOK, "swap", model="demo", workdir=tmp_path / "load2"
-    )
+    again = ProfileSession.start(cluster.gateway_url, BOOK, "swap", model="demo", workdir=tmp_path / "load2")
     second = again.finish(baseline=BaselineFile.load(tmp_path / "baseline.json"), key="hot_swap/swap")
     assert second.comparison is not None
     assert second.comparison.baseline_n == len([o for o in outcome.samples if o.ok])
