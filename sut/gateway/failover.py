@@ -232,7 +232,8 @@ class Failover:
         self._dirty: set[str] = set()  # models whose lock document must be written
         self._removed: set[str] = set()
         self._audit_dirty = False
-        self._client = httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(router.timeout + 1.0))
+        backstop = None if router.timeout is None else router.timeout + 1.0  # asyncio.timeout is the deadline
+        self._client = httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(backstop))
         self._tasks: set[asyncio.Task[None]] = set()
         self.requests = Counter(
             "sut_provider_requests_total",
