@@ -232,6 +232,7 @@ def holds_lock_within(world: World, seconds: float, provider: str, model: str) -
     needs=("workers", "admin"),
 )
 def holds_lock(world: World, provider: str, model: str) -> None:
+    """The gateway's lock status names ``provider`` as the holder right now."""
     status = world.gateway.providers(model)
     assert status["lock"]["active"] == provider, (
         f"expected {provider} to hold the lock, the gateway says {status['lock']}"
@@ -329,6 +330,7 @@ def moved_times(world: World, model: str, times: int) -> None:
     needs=("workers", "admin"),
 )
 def failovers_per_hold(world: World, model: str) -> None:
+    """While the provider flapped: at least one failover, at most one per hold period, no failback."""
     state = _providers(world)
     assert state.flapping is not None, "no provider flapped in this scenario"
     start, end = state.flapping
@@ -351,6 +353,7 @@ def failovers_per_hold(world: World, model: str) -> None:
     needs=("workers", "admin"),
 )
 def errors_within_threshold(world: World) -> None:
+    """No more requests of the load failed (any non-2xx or no answer) than the failover threshold."""
     state = _providers(world)
     answers = inference_in(world, world.marks.get("load_started"), None)
     assert answers, "expected inference requests during the load, none were recorded"
@@ -390,6 +393,7 @@ def answers_name_the_lock_holder(world: World, model: str) -> None:
     needs=("workers", "admin"),
 )
 def bad_input_answered(world: World, provider: str) -> None:
+    """Every bad request was answered 400 by ``provider``, and the gateway counted them as client errors."""
     start, end = world.window("bad_input_started", "bad_input_ended")
     answers = [o for o in world.observations.select(start=start, end=end) if "/infer" in o.target]
     assert answers, "expected the bad requests to be recorded"
@@ -411,6 +415,7 @@ def bad_input_answered(world: World, provider: str) -> None:
     needs=("workers", "admin"),
 )
 def counted_client_errors(world: World, provider: str, count: int) -> None:
+    """The provider's counters: at least ``count`` client errors and not one failure."""
     state = _providers(world)
     (entry,) = [p for p in world.gateway.providers(state.model)["providers"] if p["name"] == provider]
     counters = entry["counters"]

@@ -80,7 +80,12 @@ class Gateway:
         self._background: set[asyncio.Task[None]] = set()
         # the provider lock of models served by several providers (issue 13); restored from the catalog
         self.failover = Failover(
-            self.router, self.registry, self.catalog, self.metrics, audit_limit=config.failover_audit_limit
+            self.router,
+            self.registry,
+            self.catalog,
+            self.metrics,
+            audit_limit=config.failover_audit_limit,
+            startup_grace_s=self.registry.expiry_seconds,  # until the workers have registered again
         )
         self.failover.load()
         if config.join_token is None:

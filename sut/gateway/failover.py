@@ -15,6 +15,8 @@ moves the lock on explicit, counted failures.
   (``failback``) only once it has passed every probe for ``hold_s`` (no flapping).
 * The lock and the counters are written to the catalog (``providers/<model>``, every 0.25 s when they
   changed, at once on a switch), so they survive a restart and a catalog recovery (``lock_restored``).
+  A restarted gateway knows no worker until they register again: for ``startup_grace_s`` (the registry's
+  expiry window) a pool with no registered worker is not judged at all, neither by requests nor probes.
 * The audit trail (every acquire, release, failover, failback, restore; time, providers, reason, the
   counters then) is bounded (``--failover-audit-limit``, 1,000 by default): the oldest entries are
   dropped and the drop counted. It is kept in the catalog too (``failover-audit``).
@@ -76,6 +78,7 @@ class Served:
     provider: str | None = None
     failure: str | None = None  # the failure condition this outcome was, if any
     detail: str = ""
+    judged: bool = True  # False: not the provider's doing (the gateway just started), counted nowhere
 
 
 class FailoverAudit:
@@ -217,8 +220,11 @@ class Failover:
         metrics: GatewayMetrics,
         *,
         audit_limit: int = 1000,
+        startup_grace_s: float = 0.0,
     ) -> None:
         self.router = router
+        self.started = time.monotonic()
+        self.startup_grace_s = startup_grace_s
         self.registry = registry
         self.catalog = catalog
         self.locks: dict[str, ModelLock] = {}
@@ -226,7 +232,8 @@ class Failover:
         self._dirty: set[str] = set()  # models whose lock document must be written
         self._removed: set[str] = set()
         self._audit_dirty = False
-        self._client = httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(router.timeout + 1.0))
+        backstop = None if router.timeout is None else router.timeout + 1.0  # asyncio.timeout is the deadline
+        self._client = httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(backstop))
         self._tasks: set[asyncio.Task[None]] = set()
         self.requests = Counter(
             "sut_provider_requests_total",
@@ -334,6 +341,7 @@ class Failover:
             except ApiError as exc:
                 error = f"provider {name} ({spec.describe()}): {exc.message}"
                 served = Served(exc.status, json.dumps({"error": error}).encode(), name, detail=exc.message)
+                served.judged = not self._pool_unknown_yet(spec)
             else:
                 served = Served(upstream.status, upstream.body, name, detail=_error_text(upstream.body))
             served.failure = classify(served.status)
@@ -366,6 +374,8 @@ class Failover:
         """Count an outcome against the provider it came from; fail over when the holder reaches the
         threshold. No await in here: concurrent failures cannot both see the old holder and both switch."""
         counters = lock.counters[name]
+        if not served.judged:
+            return
         if served.failure is None:
             if is_client_error(served.status):
                 counters.client_error()
@@ -449,6 +459,8 @@ class Failover:
             if self.locks.get(lock.model) is not lock:
                 return  # reconfigured meanwhile
             for spec, probe in zip(lock.providers, results, strict=True):
+                if not probe.get("judged", True):
+                    continue
                 lock.health[spec.name].record(probe)
                 if not probe["ok"]:
                     self._failed(lock, spec.name, probe["failure"], f"health probe: {probe['reason']}")
@@ -477,6 +489,12 @@ class Failover:
         started = time.perf_counter()
         targets = self._probe_targets(lock, spec, version)
         outcome: dict[str, Any] = {"ok": False, "failure": CONNECTION, "reason": "no target"}
+        if not targets and self._pool_unknown_yet(spec):
+            return {
+                "ok": False,
+                "judged": False,
+                "reason": "the gateway just started: pool not registered yet",
+            }
         if not targets:
             outcome = {
                 "ok": False,
@@ -490,6 +508,12 @@ class Failover:
         outcome["at"] = _iso(time.time())
         outcome["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return outcome
+
+    def _pool_unknown_yet(self, spec: ProviderSpec) -> bool:
+        """Within the startup grace, a pool none of whose workers has registered yet is not judged."""
+        if spec.kind != "pool" or time.monotonic() - self.started >= self.startup_grace_s:
+            return False
+        return not any(w.pool == spec.pool for w in self.registry.workers.values())
 
     def _probe_targets(self, lock: ModelLock, spec: ProviderSpec, version: str) -> list[tuple[str, str, str]]:
         if spec.kind == "external":

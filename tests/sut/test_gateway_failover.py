@@ -191,6 +191,10 @@ def test_the_lock_and_counters_survive_a_gateway_restart(pools: Cluster) -> None
         assert new["counters"]["total_failures"] >= old["counters"]["total_failures"]
     actions = [e["action"] for e in audit(pools)]
     assert actions[:3] == ["acquire", "failover", "lock_restored"], actions
+    # the pools re-register after the restart: an empty registry is no failure of the holder's pool
+    time.sleep(2.5)  # past the startup grace (0.5 s heartbeat x 3)
+    settled = status(pools)
+    assert settled["lock"]["active"] == "backup" and settled["lock"]["switches"] == 1, audit(pools)
 
 
 def test_the_lock_survives_a_catalog_recovery_and_then_a_restart(pools: Cluster) -> None:

@@ -12,7 +12,6 @@ from fastapi import Request
 import sut.gateway.app as gateway_app
 from sut.gateway import auth
 from sut.gateway.registry import Worker, parse_models
-from sut.token_source import new_token
 
 _original_routes = gateway_app._add_registry_routes
 SLOW_WRITE_S = 0.05
@@ -27,7 +26,7 @@ def _racy_routes(app, gw):
             gw.registry.deregister(old.id)
         worker_id = f"w-{len(gw.registry.workers) + 1}"  # read ...
         await asyncio.sleep(SLOW_WRITE_S)  # ... other registrations run here ...
-        worker_token = new_token()
+        worker_token = f"racy-{worker_id}"  # derived from the id, in the same unguarded step
         gw.registry.workers[worker_id] = Worker(  # ... write
             id=worker_id,
             url=url,
