@@ -23,10 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures.models import demo_versions
-from harness.backends.base import ClusterSpec
 from harness.backends.local import LocalBackend
 from harness.drivers.gateway import Answer
 from harness.drivers.worker import WorkerProbe
+from harness.targets.reference import ClusterSpec
 from harness.world import World
 
 
@@ -92,12 +92,12 @@ def main() -> int:
             time.sleep(2.0)
 
             def probe(name: str) -> WorkerProbe:
-                return WorkerProbe(name, world.backend.service(name).url)
+                return WorkerProbe(name, world.service(name).url)
 
             fault_at = time.time()
             for name in pools["primary"]:
                 if args.fault == "kill":
-                    world.kill_worker(name)
+                    world.kill_service(name)
                 elif args.fault == "partition":
                     world.partition("gateway", name)
                 else:
@@ -107,7 +107,7 @@ def main() -> int:
             healed_at = time.time()
             for name in pools["primary"]:
                 if args.fault == "kill":
-                    world.restart_worker(name)
+                    world.restart_service(name)
                 elif args.fault == "partition":
                     world.heal("gateway", name)
                 else:

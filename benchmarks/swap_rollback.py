@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures.models import demo_versions
-from harness.backends.base import ClusterSpec
 from harness.load.runner import LoadProfile, LoadRun
+from harness.targets.reference import ClusterSpec
 from harness.world import World
 
 SWAP_BOUND_S = 60.0
@@ -51,7 +51,7 @@ def one_run(scratch: Path, kind: str, workers: int, users: int) -> dict[str, flo
         )
         assert world.gateway.register_version("demo", "demo/2/model.onnx", version="2").ok
         load = LoadRun.start(
-            world.backend.gateway_url, LoadProfile(users=users, think_s=0.1), scratch / "load"
+            world.target.inference_url, LoadProfile(users=users, think_s=0.1), scratch / "load"
         )
         world.defer("stop the load", load.stop)
         load.wait_for_samples(200, timeout=60)
