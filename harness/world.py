@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -171,12 +171,12 @@ class World:
         trace.touch("backend", f"kill {name}")
         return self._backend().kill(name)
 
-    def restart_service(self, name: str) -> None:
-        """A fresh process under the same name and address; returns once the target says it is back
-        (a worker registered again, a gateway live again)."""
+    def restart_service(self, name: str, env: Mapping[str, str] | None = None) -> None:
+        """A fresh process under the same name and address (its environment changed by ``env``); returns
+        once the target says it is back (a worker registered again, a gateway live again)."""
         self.require("lifecycle")
         trace.touch("backend", f"restart {name}")
-        self.target.restart(name)
+        self.target.restart(name, env)
 
     def pause(self, name: str) -> None:
         """Freeze a service (SIGSTOP / docker pause); resumed at teardown if a step does not."""

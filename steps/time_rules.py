@@ -98,8 +98,8 @@ def set_clock(world: World, day: int, clock: tuple, zone: str) -> None:
     local = target.replace(tzinfo=ZoneInfo(zone))
     assert world.spec is not None, "no cluster started"
     offset = (local.astimezone(UTC) - datetime.now(UTC)).total_seconds()
-    world.spec.env[CLOCK_ENV] = repr(offset)  # read by the gateway at start (sut.gateway.clock)
-    world.restart_service("gateway")  # the backend's restart: a new gateway process/container, same address
+    # a new gateway process/container at the same address, reading the offset at start (sut.gateway.clock)
+    world.restart_service("gateway", env={CLOCK_ENV: repr(offset)})
     state(world).values["clock"] = {"offset": offset, "target": local.timestamp(), "zone": zone}
     _wait_for_workers(world)
     shown = world.gateway.clock()

@@ -3,9 +3,9 @@
 # Sets up what it needs (system packages, venv, Python packages, offline Docker images), then:
 # lint, step-doc freshness, the stub-report gate, unit and integration tests (with the fast mutant
 # cases), every acceptance feature under pytest on the local backend with a run-time hollow-step check on
-# the trace, the MLServer target and a project of its own, and the features whose docker behaviour differs
-# (images, networks, link proxies, kills, memory limits, a PostgreSQL container) under pytest on docker
-# and a cross-section under behave. Exits non-zero on the first failure.
+# the trace, a cross-section under behave, the MLServer target and a project of its own, and the features
+# whose docker behaviour differs (images, networks, link proxies, kills, memory limits, a PostgreSQL
+# container) under pytest on docker. Exits non-zero on the first failed stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,42 +62,101 @@ if [ "$DOCKER" = 1 ]; then
   python tools/build_postgres_image.py
 fi
 
-step "unit and integration tests"
+# Two lanes at a time (most of the time goes into waiting on services, not CPU); what is sensitive to
+# timing (latency baselines and SLOs, the latency-after-churn scenario) runs alone at the end.
+# A lane's output goes to reports/lanes/NAME.log and is printed when the lane ends.
+mkdir -p reports/lanes
+lanes() {
+  local pids=() names=() failed=0 i started
+  started=$(date +%s)
+  for name in "$@"; do
+    ( set -e; "$name" ) >"reports/lanes/$name.log" 2>&1 &
+    pids+=("$!")
+    names+=("$name")
+  done
+  for i in "${!pids[@]}"; do
+    local rc=0
+    wait "${pids[$i]}" || rc=$?
+    printf -- '--- lane %s: %s after %ss; its output:\n' "${names[$i]}" \
+      "$([ "$rc" = 0 ] && echo passed || echo "FAILED (exit $rc)")" "$(($(date +%s) - started))"
+    cat "reports/lanes/${names[$i]}.log"
+    [ "$rc" = 0 ] || failed=1
+  done
+  return "$failed"
+}
+
 markers=()
 [ "$DOCKER" = 1 ] || markers=(-m "not docker")
-pytest -q "${markers[@]}" --junitxml=reports/unit.xml
+# unit lane a: the mutants' scenario runs and the services' own tests; lane b: the harness (with docker)
+unit_a() { pytest -q "${markers[@]}" --junitxml=reports/unit-a.xml tests/test_mutants.py tests/sut; }
+unit_b() {
+  pytest -q "${markers[@]}" --junitxml=reports/unit-b.xml tests \
+    --ignore=tests/test_mutants.py --ignore=tests/sut --ignore=tests/test_load_mutants.py
+}
+step "unit and integration tests (two lanes)"
+lanes unit_a unit_b
 
-step "acceptance features: pytest, local backend"
-rm -f reports/trace-local.jsonl
-pytest --gherkin --backend local --step-trace reports/trace-local.jsonl \
-  --junitxml=reports/features-local.xml --cucumberjson=reports/features-local.cucumber.json
+# The acceptance features on the local backend: lane a is this list, lane b every other feature but
+# the timing-sensitive ones (so that a new feature runs in lane b without being listed).
+TIMING=(composition performance regression load_profiles)
+LANE_A=(security provider_failover protocol_inference protocol_readiness protocol_repository
+  database_corruption oom memory_truth access lineage multi_version worker_restart readiness_truth)
+LANE_B=()
+for path in features/*.feature; do
+  name=$(basename "$path" .feature)
+  case " ${TIMING[*]} ${LANE_A[*]} " in *" $name "*) ;; *) LANE_B+=("$name") ;; esac
+done
+feature_files() { for name in "$@"; do printf 'features/%s.feature\n' "$name"; done; }
+features_local() {  # LANE PART...: pytest on the local backend with its own reports and step trace
+  local lane=$1
+  shift
+  rm -f "reports/trace-local-$lane.jsonl"
+  # shellcheck disable=SC2046
+  pytest --gherkin --backend local --step-trace "reports/trace-local-$lane.jsonl" \
+    --junitxml="reports/features-local-$lane.xml" --cucumberjson="reports/features-local-$lane.cucumber.json" \
+    $(feature_files "$@")
+}
+features_a() { features_local a "${LANE_A[@]}"; }
+features_b() { features_local b "${LANE_B[@]}"; }
+step "acceptance features: pytest, local backend (two lanes)"
+lanes features_a features_b
 
-step "run-time check: no step passed without touching a service"
-python tools/stub_report.py --trace reports/trace-local.jsonl --max-hollow 0
-
-step "acceptance features: behave, local backend (a cross-section: the same steps as under pytest)"
-behave -D backend=local --junit --junit-directory reports/behave \
-  features/protocol_inference.feature features/protocol_repository.feature features/hot_swap.feature \
-  features/worker_churn.feature features/security.feature
-
-step "acceptance features: MLServer target, local backend (scenarios it cannot serve are skipped)"
-pytest --gherkin --target mlserver --backend local \
-  --junitxml=reports/features-mlserver-local.xml --cucumberjson=reports/features-mlserver-local.cucumber.json
-
-step "a project of its own using the harness as a package (examples/own-server), against MLServer"
-(cd examples/own-server && pytest --gherkin --target mlserver --backend local --junitxml=../../reports/example.xml)
-
-if [ "$DOCKER" = 1 ]; then
-  step "acceptance features: pytest, docker backend (the features whose docker mechanisms differ)"
+behave_local() {  # a cross-section: the same steps as under pytest
+  behave -D backend=local --junit --junit-directory reports/behave \
+    features/protocol_inference.feature features/protocol_repository.feature features/hot_swap.feature \
+    features/worker_churn.feature features/security.feature
+}
+mlserver_local() {  # scenarios MLServer cannot serve are skipped; then a project of its own against it
+  pytest --gherkin --target mlserver --backend local \
+    --junitxml=reports/features-mlserver-local.xml --cucumberjson=reports/features-mlserver-local.cucumber.json
+  (cd examples/own-server && pytest --gherkin --target mlserver --backend local --junitxml=../../reports/example.xml)
+}
+behave_and_mlserver() { behave_local; mlserver_local; }
+features_docker() {  # the features whose docker mechanisms differ: images, networks, link proxies, kills,
+  # memory limits, a PostgreSQL container
   pytest --gherkin --backend docker \
     --junitxml=reports/features-docker.xml --cucumberjson=reports/features-docker.cucumber.json \
     features/protocol_inference.feature features/protocol_readiness.feature features/protocol_repository.feature \
     features/hot_swap.feature features/worker_churn.feature features/network_partition.feature \
     features/oom.feature features/worker_restart.feature features/database_corruption.feature
-
+}
+if [ "$DOCKER" = 1 ]; then
+  step "behave (local), the MLServer target (local) and a project of its own | pytest, docker backend"
+  lanes behave_and_mlserver features_docker
 else
+  step "behave (local), the MLServer target (local) and a project of its own"
+  lanes behave_and_mlserver
   echo "(no Docker engine answers: the docker backend was not run)"
 fi
+
+step "timing-sensitive, alone: latency features on the local backend, the added-latency mutant"
+features_local timing "${TIMING[@]}"
+pytest -q --junitxml=reports/unit-load-mutants.xml tests/test_load_mutants.py
+
+step "run-time check: no step passed without touching a service"
+cat reports/trace-local-a.jsonl reports/trace-local-b.jsonl reports/trace-local-timing.jsonl \
+  >reports/trace-local.jsonl
+python tools/stub_report.py --trace reports/trace-local.jsonl --max-hollow 0
 
 step "nothing left behind"
 processes=$(pgrep -f -- '(-m sut\.(gateway|worker|trainer)|mlserver start)( |$)' | wc -l || true)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,9 +125,12 @@ class Backend(abc.ABC):
         with ThreadPoolExecutor(max_workers=len(specs), thread_name_prefix=f"{self.name}-start") as pool:
             return list(pool.map(self.launch, specs))
 
-    def restart(self, name: str) -> None:
-        """A fresh process / container under the same name, ports and data; awaited like a launch."""
+    def restart(self, name: str, env: Mapping[str, str] | None = None) -> None:
+        """A fresh process / container under the same name, ports and data; awaited like a launch.
+        ``env`` changes its environment from then on (e.g. a clock offset read at start)."""
         spec = self.spec(name)
+        if env:
+            spec.env.update(env)
         self._remove(name)
         self._start(spec)
 

@@ -9,7 +9,6 @@ with the package's).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,9 @@ from typing import Any
 import pytest
 
 from harness.load import settings
+from harness.pytest_plugin.reports import ATTACHMENTS_SECTION
 from harness.pytest_plugin.world import WORLD_KEY
 from harness.scenario_context import attachments, set_scenario
-
-#: (feature file name, item name) -> what the scenario attached, for the Cucumber JSON
-CUCUMBER = pytest.StashKey[dict[tuple[str, str], list[tuple[str, str]]]]()
-HOOK_LOCATION = "servingbdd: scenario attachments"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,7 +32,6 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except ValueError as exc:
         pytest.exit(f"servingbdd: {exc}", returncode=2)
-    config.stash[CUCUMBER] = {}
 
 
 def pytest_bdd_before_scenario(request: pytest.FixtureRequest, feature: Any, scenario: Any) -> None:
@@ -56,40 +51,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for pair in attached:
             if pair not in report.user_properties:
                 report.user_properties.append(pair)
-        report.sections.append(("servingbdd attachments", "\n".join(f"{n}: {v}" for n, v in attached)))
-        item.config.stash[CUCUMBER][(item.path.name, item.name)] = attached
+        # the Cucumber JSON writer (:mod:`.reports`) makes this section an ``after`` hook's output
+        report.sections.append((ATTACHMENTS_SECTION, "\n".join(f"{n}: {v}" for n, v in attached)))
     return report
-
-
-@pytest.hookimpl(trylast=True)  # after pytest-bdd has written the file
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    cucumber = getattr(session.config, "_bddcucumberjson", None)
-    pending = session.config.stash.get(CUCUMBER, {})
-    if cucumber is None or not pending:
-        return
-    path = Path(cucumber.logfile)
-    try:
-        features = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    add_attachments(features, pending)
-    path.write_text(json.dumps(features), encoding="utf-8")
-
-
-def add_attachments(
-    features: list[dict[str, Any]], pending: dict[tuple[str, str], list[tuple[str, str]]]
-) -> None:
-    """Each scenario's attachments as the output of an ``after`` hook (how Cucumber reporters show a
-    scenario's links and logs)."""
-    for feature in features:
-        name = Path(str(feature.get("uri", ""))).name
-        for element in feature.get("elements", []):
-            attached = pending.get((name, str(element.get("id"))))
-            if attached:
-                element.setdefault("after", []).append(
-                    {
-                        "match": {"location": HOOK_LOCATION},
-                        "result": {"status": "passed", "duration": 0},
-                        "output": [f"{n}: {v}" for n, v in attached],
-                    }
-                )

@@ -6,7 +6,8 @@
 * Cucumber JSON (``--cucumberjson``, which this module's writer takes over from pytest-bdd's): one element
   per scenario with each step's own status — passed, failed, undefined, or skipped for the steps after
   the one that failed —, the failure message with the step text and ``feature:line``, and the log tails
-  as ``text/plain`` embeddings of the failed step.
+  as ``text/plain`` embeddings of the failed step; what a scenario attached (its load reports) as the
+  output of an ``after`` hook of the scenario (how Cucumber reporters show a scenario's links).
 * An interrupted run (Ctrl-C, SIGTERM) still writes both: the scenario that was running is reported as
   an error ("interrupted"), every scenario that had not started as skipped.
 """
@@ -176,6 +177,20 @@ def _junit(config: pytest.Config) -> Any:
 
 
 # -- Cucumber JSON ------------------------------------------------------------------------------------
+#: the report section holding what a scenario attached, one "name: value" per line
+ATTACHMENTS_SECTION = "servingbdd attachments"
+ATTACHMENTS_HOOK = "servingbdd: scenario attachments"
+
+
+def after_hook(lines: list[str]) -> dict[str, Any]:
+    """An ``after`` hook of a scenario whose output is ``lines``."""
+    return {
+        "match": {"location": ATTACHMENTS_HOOK},
+        "result": {"status": "passed", "duration": 0},
+        "output": lines,
+    }
+
+
 class CucumberReport:
     """Cucumber JSON for the scenarios of the run (the format Cucumber's own JSON formatter writes)."""
 
@@ -183,11 +198,22 @@ class CucumberReport:
         self.config = config
         self.path = Path(path)
         self.features: dict[str, dict[str, Any]] = {}
+        self.elements: dict[str, dict[str, Any]] = {}  # node id -> its scenario's element
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         info = _info(self.config, report.nodeid)
         if info is None:
             return
+        element = self.elements.get(report.nodeid)
+        if report.when == "teardown" and element is not None:
+            lines = [
+                line
+                for title, text in report.sections
+                if title == ATTACHMENTS_SECTION
+                for line in text.splitlines()
+            ]
+            if lines:
+                element.setdefault("after", []).append(after_hook(lines))
         ran = report.when == "call"
         stopped_early = report.when == "setup" and not report.passed  # skipped or failed before any step
         if not (ran or stopped_early):
@@ -205,18 +231,17 @@ class CucumberReport:
                 "elements": [],
             },
         )
-        feature["elements"].append(
-            {
-                "id": f"{_slug(info.feature_name)};{_slug(info.name)}",
-                "keyword": info.keyword,
-                "name": info.name,
-                "line": info.line,
-                "description": info.description,
-                "type": "scenario",
-                "tags": [{"name": f"@{t}", "line": info.line - 1} for t in info.tags],
-                "steps": self._steps(info, report),
-            }
-        )
+        self.elements[report.nodeid] = element = {
+            "id": f"{_slug(info.feature_name)};{_slug(info.name)}",
+            "keyword": info.keyword,
+            "name": info.name,
+            "line": info.line,
+            "description": info.description,
+            "type": "scenario",
+            "tags": [{"name": f"@{t}", "line": info.line - 1} for t in info.tags],
+            "steps": self._steps(info, report),
+        }
+        feature["elements"].append(element)
 
     def _steps(self, info: ScenarioInfo, report: pytest.TestReport) -> list[dict[str, Any]]:
         state = run_state(self.config)

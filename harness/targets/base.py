@@ -20,7 +20,7 @@ from __future__ import annotations
 import abc
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -265,12 +265,12 @@ class Target(abc.ABC):
         self.require("repository")
         raise TargetError(f"{self.name} declares a repository but cannot unload")
 
-    def restart(self, name: str) -> None:
-        """Lifecycle: a fresh process for service ``name``, returning once it is back in the state the
-        target promises (a worker registered again, a server ready again)."""
+    def restart(self, name: str, env: Mapping[str, str] | None = None) -> None:
+        """Lifecycle: a fresh process for service ``name`` (its environment changed by ``env``), returning
+        once it is back in the state the target promises (a worker registered again, a server ready)."""
         self.require("lifecycle")
         assert self.backend is not None
-        self.backend.restart(name)
+        self.backend.restart(name, env)
 
     def describe(self) -> str:
         return self.name

@@ -115,8 +115,12 @@ def test_silent_worker_expires_and_its_heartbeat_then_gets_404(cluster: Cluster)
     r = heartbeat(cluster, wid)
     assert r.status_code == 404
     assert wid in r.json()["error"]
-    expired = cluster.get("/admin/audit", params={"action": "worker_expired"}).json()
-    assert any(e["details"]["worker"] == wid for e in expired)
+
+    def audited() -> bool:  # the audit is written off the request path, a moment later
+        expired = cluster.get("/admin/audit", params={"action": "worker_expired"}).json()
+        return any(e["details"]["worker"] == wid for e in expired)
+
+    wait_until(f"the expiry of {wid} to be audited", audited, timeout=5.0)
 
 
 def test_heartbeat_from_unknown_id_is_404(cluster: Cluster) -> None:

@@ -119,7 +119,16 @@ def production(cluster: Cluster) -> str:
 
 
 def audit(cluster: Cluster, action: str) -> list[dict[str, Any]]:
-    return cluster.get("/admin/audit", params={"model": "demo", "action": action}).json()
+    """The model's audit entries of ``action``, once there is one (the audit is written off the request
+    path, a moment after the act)."""
+    entries: list[dict[str, Any]] = []
+
+    def written() -> bool:
+        entries[:] = cluster.get("/admin/audit", params={"model": "demo", "action": action}).json()
+        return bool(entries)
+
+    wait_until(f"a {action} audit entry", written, timeout=5.0)
+    return entries
 
 
 def test_weighted_split_is_exact_every_answer_names_its_version_and_an_explicit_version_wins(

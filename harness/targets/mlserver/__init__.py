@@ -14,7 +14,7 @@ the evidence in ``docs/mlserver.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.base import Mount, Placement, ServiceSpec
@@ -202,10 +202,10 @@ class MLServerTarget(Target):
         """``POST /v2/repository/models/{m}/unload`` (every version: MLServer has no per-version unload)."""
         return self.world.v2.call("POST", f"/v2/repository/models/{model}/unload", timeout=120.0)
 
-    def restart(self, name: str) -> None:
+    def restart(self, name: str, env: Mapping[str, str] | None = None) -> None:
         """A fresh server process; back once it is live and has loaded its models again."""
         assert self.backend is not None
-        self.backend.restart(name)
+        self.backend.restart(name, env)
         for settings in self.root.glob("*/model-settings.json"):
             self._await_model(settings.parent.name)
 

@@ -7,7 +7,7 @@ start-up asks of the gateway (:mod:`.admin`), its models and their right answers
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -123,8 +123,8 @@ class ReferenceTarget(Target):
             "POST", f"/v2/repository/models/{model}/unload", json={}, timeout=120.0
         )
 
-    def restart(self, name: str) -> None:
-        self.cluster.restart(name)
+    def restart(self, name: str, env: Mapping[str, str] | None = None) -> None:
+        self.cluster.restart(name, env)
 
     def describe(self) -> str:
         return f"reference cluster ({self.world.backend.name if self.world.backend else '?'} backend)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from harness.backends.base import Backend, BackendError
@@ -110,7 +111,7 @@ class ReferenceCluster:
         spec.join_token = token
 
     # -- lifecycle with the state it promises ----------------------------------------------------
-    def restart(self, name: str) -> None:
+    def restart(self, name: str, env: Mapping[str, str] | None = None) -> None:
         """A fresh process under the same name and address; a worker is awaited until the gateway lists
         it under a new id holding production; the gateway until it is live and the workers it listed
         before (else every running worker) have registered with it again, holding production."""
@@ -121,7 +122,7 @@ class ReferenceCluster:
             stale[name] = self._admin().registered_ids(self._advertise_url(name)) | known
         elif kind == "gateway":
             stale = self._listed_ids()
-        self.backend.restart(name)
+        self.backend.restart(name, env)
         if kind == "worker":
             self.wait_registered([name], stale_ids=stale)
         elif kind == "gateway" and stale:

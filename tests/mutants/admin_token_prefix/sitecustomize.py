@@ -21,7 +21,7 @@ def _mutate(module: str, old: str, new: str) -> None:
 
 
 _mutate(
-    "sut.gateway.admin",
-    "if not hmac.compare_digest(token.strip().encode(), expected.encode()):",
-    "if not expected.startswith(token.strip()):",
+    "sut.gateway.auth",
+    "return same(digest(token), gw.admin_digest)",
+    "return bool(token.strip()) and gw.config.admin_token.startswith(token.strip())",
 )
