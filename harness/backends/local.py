@@ -69,10 +69,33 @@ class LocalPlacement(Placement):
         return f"http://{HOST}:{own}"
 
 
+# Generous: a service that is starting only needs its imports (~1.5 s idle), but on a 2-core machine
+# running two suites at once a start has been seen to take tens of seconds. A dead service fails at once.
+STARTUP_TIMEOUT_S = 60.0
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of ``pid`` so far, from /proc (None where there is no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _starved_or_stuck(cpu_s: float, waited_s: float) -> str:
+    # A Python service imports in ~1.5 s of CPU; far less over the whole wait means it hardly ran.
+    if cpu_s < 1.0:
+        return f"starved of CPU or blocked, not busy, over {waited_s:.0f} s"
+    return "busy: slow, or stuck in a loop"
+
+
 class LocalBackend(Backend):
     name = "local"
 
-    def __init__(self, workdir: Path, *, startup_timeout: float = 30.0, python: str = sys.executable) -> None:
+    def __init__(
+        self, workdir: Path, *, startup_timeout: float = STARTUP_TIMEOUT_S, python: str = sys.executable
+    ) -> None:
         super().__init__(workdir, startup_timeout=startup_timeout)
         self.python = python
         self._records: dict[str, _Process] = {}
@@ -114,7 +137,11 @@ class LocalBackend(Backend):
         except ServiceExited as exc:
             raise BackendError(str(exc)) from None
         except WaitTimeout as exc:
-            raise BackendError(f"{exc}; last lines of its log:\n{self._tail(spec.name)}") from None
+            cpu = _cpu_seconds(self._record(spec.name).proc.pid)
+            used = (
+                f" (it used {cpu:.1f} s of CPU: {_starved_or_stuck(cpu, timeout)})" if cpu is not None else ""
+            )
+            raise BackendError(f"{exc}{used}; last lines of its log:\n{self._tail(spec.name)}") from None
 
     def _env(self, spec: ServiceSpec) -> dict[str, str]:
         # Proxy variables are dropped: the services talk only to each other on 127.0.0.1.

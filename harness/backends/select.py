@@ -3,12 +3,16 @@
 ``auto`` picks docker when a Docker engine answers a ping and the docker backend module is present,
 else local (the embedded default). The choice and its reason are logged at WARNING as one line; the
 runners print it in their headers.
+
+``SERVINGBDD_STARTUP_TIMEOUT_S`` overrides how long a backend waits for a service to answer its health
+path (defaults: 60 s local, 120 s docker), for machines slower or busier than a 2-core CI runner.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from pathlib import Path
 
 from harness.backends.base import Backend, BackendError
@@ -17,6 +21,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("local", "docker", "auto")
 PING_TIMEOUT_S = 3
+STARTUP_TIMEOUT_ENV = "SERVINGBDD_STARTUP_TIMEOUT_S"
 
 
 def docker_available() -> tuple[bool, str]:
@@ -70,9 +75,24 @@ def _choose_auto() -> tuple[str, str]:
     return "docker", f"backend: docker (auto: {why})"
 
 
+def startup_timeout_override() -> float | None:
+    """Seconds from ``SERVINGBDD_STARTUP_TIMEOUT_S``, or None when it is not set."""
+    raw = os.environ.get(STARTUP_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise BackendError(f"{STARTUP_TIMEOUT_ENV}={raw!r}: give a positive number of seconds")
+    return value
+
+
 def make_backend(name: str, workdir: Path) -> Backend:
     """A fresh backend for one scenario, its scratch space under ``workdir``."""
     chosen, _ = choose(name)
+    timeout = startup_timeout_override()
     if chosen == "local":
         from harness.backends.local import LocalBackend
 
@@ -83,4 +103,6 @@ def make_backend(name: str, workdir: Path) -> Backend:
         except ImportError as exc:
             raise BackendError(f"the docker backend cannot be imported: {exc}") from exc
         backend = DockerBackend(Path(workdir))
+    if timeout is not None:
+        backend.startup_timeout = timeout
     return backend

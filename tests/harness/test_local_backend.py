@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from fixtures.models import missing_artifact_uri
-from harness.backends.base import BackendError, ServiceInfo
+from harness.backends.base import BackendError, ServiceInfo, ServiceSpec
 from harness.backends.local import LocalBackend
 from harness.backends.select import choose, docker_available, make_backend
 from harness.processes import live_processes
@@ -205,6 +205,28 @@ def test_a_service_that_dies_at_start_is_reported_with_its_log(
         start_local_cluster(spec)
     assert "last lines of its log" in str(err.value)
     assert time.monotonic() - began < 25, "a dead service must fail the wait at once, not at its timeout"
+
+
+def test_a_service_that_never_answers_is_reported_with_the_cpu_it_used(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path, startup_timeout=2.0)
+    silent = ServiceSpec(
+        "silent", "test", lambda _p: [sys.executable, "-c", "import time; time.sleep(60)"], image=None
+    )
+    try:
+        with pytest.raises(BackendError, match=r"used \d+\.\d s of CPU: starved of CPU or blocked"):
+            backend.launch(silent)
+    finally:
+        backend.teardown()
+
+
+def test_the_startup_timeout_can_be_set_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SERVINGBDD_STARTUP_TIMEOUT_S", "7.5")
+    assert make_backend("local", tmp_path).startup_timeout == 7.5
+    monkeypatch.setenv("SERVINGBDD_STARTUP_TIMEOUT_S", "soon")
+    with pytest.raises(BackendError, match="SERVINGBDD_STARTUP_TIMEOUT_S='soon'"):
+        make_backend("local", tmp_path)
 
 
 def test_make_backend_by_name(tmp_path: Path) -> None:
