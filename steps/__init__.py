@@ -15,6 +15,7 @@ from steps import (  # noqa: F401
     database,
     drift,
     failover,
+    graduated,  # issue 12: graduated rollback (reduce, alert, roll back if the breach persists)
     inference,
     latency,
     lineage,  # issue 11: versions' parents, ancestors, descendants

@@ -16,6 +16,9 @@ from harness.drivers.routed_traffic import Routed, RoutedTraffic
 from harness.oracle import Oracle, mismatches
 from harness.world import World
 
+#: A canary's statuses while it gets traffic (``reduced``: a graduated rollback lowered its share).
+CANARY_LIVE = ("running", "reduced")
+
 #: Answers the background traffic must have produced before a Given declares it flowing.
 WARM_UP_ANSWERS = 20
 
@@ -25,6 +28,7 @@ class RoutingState:
     oracle: Oracle = field(default_factory=Oracle)
     traffic: RoutedTraffic | None = None
     canary_limits: dict[str, float] = field(default_factory=dict)
+    graduated: dict[str, float] = field(default_factory=dict)  # a graduated rollback for the next canary
     marks: dict[str, float] = field(default_factory=dict)  # named wall-clock instants of this module
     values: dict[str, Any] = field(default_factory=dict)  # measurements taken by When steps
 
@@ -78,6 +82,30 @@ def check_outputs(world: World, model: str, picked: list[Routed]) -> None:
         + "; ".join(problems[:3])
     )
     print(f"outputs checked against the model files: {checked} answers")
+
+
+def canary_done(world: World, model: str, status: str, timeout: float) -> dict[str, Any]:
+    """Wait until the canary of ``model`` has ended (neither running nor reduced, and stored); print its
+    judgments; it must have ended as ``status``. Kept for the steps that judge its history."""
+
+    def probe() -> dict[str, Any] | None:
+        policy = world.gateway.routing(model).get("policy") or {}
+        live = policy.get("status") in CANARY_LIVE or not policy.get("stored", True)
+        return None if live else policy
+
+    policy = wait_until(probe, timeout, interval=0.25) or world.gateway.routing(model).get("policy") or {}
+    history = [(h.get("share"), h.get("verdict"), h.get("requests"), h.get("error_rate"), h.get("p99_ms"))
+               for h in policy.get("history", [])]  # fmt: skip
+    print(
+        f"canary of {model}: {policy.get('status')}; stages (share, verdict, requests, error rate, p99 "
+        f"ms): {history}"
+    )
+    assert policy.get("status") == status, (
+        f"expected the canary of {model} to be {status} within {timeout:g} s; it is {policy.get('status')!r} "
+        f"(reason {policy.get('reason')!r}, judgments {history})"
+    )
+    state(world).values["canary_policy"] = policy
+    return policy
 
 
 def binomial_interval(n: int, p: float, confidence: float = 0.99) -> tuple[int, int]:

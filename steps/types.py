@@ -9,13 +9,26 @@ import parse
 
 from harness.steps_registry import parse_type
 
+_QUOTED_LIST = r'"[^"]+"(?:(?:, | and )"[^"]+")*'
 
-@parse_type("Versions")
-@parse.with_pattern(r'"[^"]+"(?:(?:, | and )"[^"]+")*')
-def parse_versions(text: str) -> tuple[str, ...]:
-    """``"1"`` / ``"1" and "2"`` / ``"1", "2" and "3"`` -> ("1", "2", "3")."""
+
+def _quoted_list(text: str) -> tuple[str, ...]:
     parts = text.replace(" and ", ",").split(",")
     return tuple(p.strip().strip('"') for p in parts if p.strip())
+
+
+@parse_type("Versions")
+@parse.with_pattern(_QUOTED_LIST)
+def parse_versions(text: str) -> tuple[str, ...]:
+    """``"1"`` / ``"1" and "2"`` / ``"1", "2" and "3"`` -> ("1", "2", "3")."""
+    return _quoted_list(text)
+
+
+@parse_type("Actions")
+@parse.with_pattern(_QUOTED_LIST)
+def parse_actions(text: str) -> tuple[str, ...]:
+    """``"canary_reduced", "canary_alert" and "canary_rollback"`` -> the audit actions, in order."""
+    return _quoted_list(text)
 
 
 @parse_type("Workers")

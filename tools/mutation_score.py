@@ -89,6 +89,13 @@ CASES: tuple[Case, ...] = (
          "And every answer's outputs are what the version that answered computes for its input"),
     Case("canary_never_rolls_back", "canary_rollout", "first and stage and fails",
          "Then within 60 seconds the canary of demo is rolled back at the 5 % stage"),
+    # -- graduated rollback (issue 12) -------------------------------------------------------------------
+    Case("graduated_skips_reduction", "graduated_rollback", "keeps and failing",
+         "Then within 60 seconds the canary of demo is rolled back after its share was reduced to 5 %"),
+    Case("graduated_ignores_persistence", "graduated_rollback", "keeps and failing",
+         "Then within 60 seconds the canary of demo is rolled back after its share was reduced to 5 %"),
+    Case("graduated_never_recovers", "graduated_rollback", "heals",
+         "Then within 30 seconds the canary of demo recovers at the 25 % stage"),
     Case("shadow_leaks", "shadow_mode", "every and request and copy",
          'Then every answer since the shadow began came from version "1"'),
     Case("alert_wrong_version", "emergency_rollback", "alert and fails",

@@ -13,6 +13,13 @@ Prometheus metrics): error rate (5xx) and p99 latency. Once the stage has ``min_
 - a stage that lasted ``stage_seconds`` without a breach passes: the next stage's share applies; after the
   last stage (100 %) the canary is promoted to production and the old stable version is unloaded.
 
+A rollout with ``graduated`` (``reduced_share``, ``persist_seconds``) answers a breach in three steps
+instead: the canary's share drops at once to ``reduced_share`` (status ``reduced``, audit
+``canary_reduced``); the canary is then judged in consecutive windows of ``min_requests`` answers at that
+share: the first window that still breaches raises an alert (audit ``canary_alert``); a later one rolls
+the canary back as above once ``persist_seconds`` have passed since the reduction; a clean window ends
+the reduction (audit ``canary_recovered``) and the stage it was reduced from starts again.
+
 The stage (with every judgment) is written back to the policy in the catalog, so a restarted gateway
 resumes the rollout at the stage it had reached (the stage's clock starts again).
 """
@@ -27,7 +34,7 @@ from typing import Any
 from sut.errors import ApiError
 from sut.gateway.catalog import Catalog, utc_now
 from sut.gateway.placement import Placement
-from sut.gateway.policies import PROMOTED, ROLLED_BACK, RUNNING, PolicyTable
+from sut.gateway.policies import LIVE, PROMOTED, REDUCED, ROLLED_BACK, RUNNING, PolicyTable
 from sut.gateway.recent import RecentAnswers, WindowStats
 from sut.gateway.swap import SwapCoordinator
 
@@ -54,7 +61,9 @@ class CanaryController:
         self.placement = placement
         self.locks = locks  # per model: one writer of its routing configuration at a time
         self.interval = interval
-        self._stage_clock: dict[str, tuple[int, int, float]] = {}  # model -> (policy id, stage, started)
+        # model -> (policy id, stage, status, when the judged window started)
+        self._stage_clock: dict[str, tuple[int, int, str, float]] = {}
+        self._reduced_since: dict[str, float] = {}  # model -> when its canary's share was reduced
 
     async def run(self) -> None:
         while True:
@@ -67,22 +76,27 @@ class CanaryController:
 
     async def tick(self, model: str) -> None:
         compiled = self.policies.compiled(model)
-        if compiled is None or compiled.kind != "canary" or compiled.status != RUNNING:
+        if compiled is None or compiled.kind != "canary" or compiled.status not in LIVE:
             self._stage_clock.pop(model, None)
+            self._reduced_since.pop(model, None)
             return
         doc = compiled.doc
         now = time.monotonic()
         clock = self._stage_clock.get(model)
-        if clock is None or clock[:2] != (id(doc), compiled.stage):
-            clock = self._stage_clock[model] = (id(doc), compiled.stage, now)
-        stats = self.recent.stats(model, doc["canary"], since=clock[2])
+        if clock is None or clock[:3] != (id(doc), compiled.stage, compiled.status):
+            clock = self._stage_clock[model] = (id(doc), compiled.stage, compiled.status, now)
+        stats = self.recent.stats(model, doc["canary"], since=clock[3])
         if stats.requests < doc["min_requests"]:
             return
-        stable = self.recent.stats(model, doc["stable"], since=clock[2])
+        stable = self.recent.stats(model, doc["stable"], since=clock[3])
         breach = self._breach(doc, stats, stable)
-        if breach:
+        if compiled.status == REDUCED:
+            await self._judge_reduced(model, compiled, stats, breach, now)
+        elif breach and doc.get("graduated"):
+            await self._reduce(model, compiled, stats, breach, now)
+        elif breach:
             await self._roll_back(model, compiled, stats, breach)
-        elif now - clock[2] >= doc["stage_seconds"]:
+        elif now - clock[3] >= doc["stage_seconds"]:
             await self._pass_stage(model, compiled, stats)
 
     @staticmethod
@@ -109,22 +123,83 @@ class CanaryController:
         return " and ".join(reasons) or None
 
     def _judgment(self, compiled: Any, stats: WindowStats, verdict: str) -> dict[str, Any]:
-        return {"stage": compiled.stage, "share": compiled.doc["stages"][compiled.stage], "at": utc_now(),
+        """One judged window: the share the canary had during it, the verdict, the canary's figures."""
+        return {"stage": compiled.stage, "share": compiled.share, "at": utc_now(),
                 "verdict": verdict, **stats.as_dict()}  # fmt: skip
 
-    async def _roll_back(self, model: str, compiled: Any, stats: WindowStats, breach: str) -> None:
-        doc = compiled.doc
-        compiled.status = ROLLED_BACK  # from the next request on, only the stable version answers
-        share = doc["stages"][compiled.stage]
-        reason = f"canary {doc['canary']} breached at {share:g} %: {breach}"
-        log.warning("canary of %s rolled back: %s", model, reason)
-        judgment = self._judgment(compiled, stats, "breach")
-        await self._store(model, doc, status=ROLLED_BACK, judgment=judgment, reason=reason)
+    # -- graduated rollback ----------------------------------------------------------------------------
+    async def _reduce(self, model: str, compiled: Any, stats: WindowStats, breach: str, now: float) -> None:
+        doc, graduated = compiled.doc, compiled.doc["graduated"]
+        judgment = self._judgment(compiled, stats, "reduce")
+        stage_share = compiled.share
+        compiled.status = REDUCED
+        compiled.set_share(graduated["reduced_share"])  # from the next request on
+        self._reduced_since[model] = now
+        reason = (
+            f"canary {doc['canary']} breached at {stage_share:g} %: {breach}; its share is reduced to "
+            f"{graduated['reduced_share']:g} % and it is rolled back if the breach persists "
+            f"{graduated['persist_seconds']:g} s"
+        )
+        log.warning("canary of %s reduced: %s", model, reason)
+        await self._store(model, doc, status=REDUCED, judgment=judgment, reason=reason)
+        await self._audit("canary_reduced", model, doc, reason, judgment)
+
+    async def _judge_reduced(
+        self, model: str, compiled: Any, stats: WindowStats, breach: str | None, now: float
+    ) -> None:
+        """One window at the reduced share: recover, alert, or (the breach persisted) roll back."""
+        doc, graduated = compiled.doc, compiled.doc["graduated"]
+        since = self._reduced_since.setdefault(model, now)  # a restarted gateway counts again
+        share = f"{graduated['reduced_share']:g} %"
+        stage_share = doc["stages"][compiled.stage]
+        if breach is None:
+            judgment = self._judgment(compiled, stats, "recover")
+            compiled.status = RUNNING
+            compiled.set_stage(compiled.stage)  # the stage's own share again; the stage starts over
+            self._reduced_since.pop(model, None)
+            reason = (
+                f"canary {doc['canary']} no longer breaches at {share}: back to the {stage_share:g} % stage"
+            )
+            log.info("canary of %s recovered: %s", model, reason)
+            await self._store(model, doc, status=RUNNING, judgment=judgment, reason=reason, alerted=False)
+            await self._audit("canary_recovered", model, doc, reason, judgment)
+            return
+        persisted = now - since
+        if doc.get("alerted") and persisted >= graduated["persist_seconds"]:
+            await self._roll_back(
+                model,
+                compiled,
+                stats,
+                f"{breach}; the breach persisted {persisted:.1f} s after the share was reduced from "
+                f"{stage_share:g} %",
+            )
+            return
+        judgment = self._judgment(compiled, stats, "alert")
+        reason = f"canary {doc['canary']} still breaches at its reduced share of {share}: {breach}"
+        first = not doc.get("alerted")
+        await self._store(model, doc, judgment=judgment, alerted=True, alert=reason)
+        if first:
+            log.warning("canary of %s: alert: %s", model, reason)
+            await self._audit("canary_alert", model, doc, reason, judgment)
+
+    async def _audit(
+        self, action: str, model: str, doc: dict[str, Any], reason: str, judgment: dict[str, Any]
+    ) -> None:
         await self.catalog.audit_best_effort(
-            "canary_rollback",
+            action,
             model,
             {"actor": ACTOR, "reason": reason, "stable": doc["stable"], "canary": doc["canary"], **judgment},
         )
+
+    # -- the end of a rollout --------------------------------------------------------------------------
+    async def _roll_back(self, model: str, compiled: Any, stats: WindowStats, breach: str) -> None:
+        doc = compiled.doc
+        judgment = self._judgment(compiled, stats, "breach")
+        compiled.status = ROLLED_BACK  # from the next request on, only the stable version answers
+        reason = f"canary {doc['canary']} breached at {compiled.share:g} %: {breach}"
+        log.warning("canary of %s rolled back: %s", model, reason)
+        await self._store(model, doc, status=ROLLED_BACK, judgment=judgment, reason=reason)
+        await self._audit("canary_rollback", model, doc, reason, judgment)
         if doc["canary"] not in self.policies.versions_in_use(model) | {self.catalog.production(model)}:
             await self.placement.unload(model, doc["canary"])
 

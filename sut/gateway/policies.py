@@ -4,7 +4,9 @@ A request whose path names a version always gets that version. Otherwise the mod
 
 - ``weighted``  ``{"weights": {"1": 90, "2": 10}}``: a split between versions (A/B);
 - ``canary``    ``{"stable", "canary", "stages": [5, 10, 25, 50, 100], ...}``: the canary's share is the
-  current stage's percentage; :mod:`sut.gateway.canary` moves the stage, rolls back or promotes;
+  current stage's percentage; :mod:`sut.gateway.canary` moves the stage, rolls back or promotes. With
+  ``"graduated": {"reduced_share", "persist_seconds"}`` a breach first reduces the canary's share
+  (status ``reduced``) and rolls back only if the breach persists;
 - ``shadow``    ``{"primary"?, "shadow", "tolerance"}``: the primary answers, the shadow gets a copy
   (:mod:`sut.gateway.shadow`);
 - ``time``      ``{"timezone", "rules": [{"days", "from", "to", "version"}], "default"?}``: the first rule
@@ -37,7 +39,9 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^(\d{2}):(\d{2})$")
 # canary judgments by default (a rollout may give its own)
 CANARY_DEFAULTS = {"stage_seconds": 5.0, "max_error_rate": 0.01, "max_p99_ms": 500.0, "min_requests": 30}
-RUNNING, PROMOTED, ROLLED_BACK = "running", "promoted", "rolled_back"
+RUNNING, REDUCED, PROMOTED, ROLLED_BACK = "running", "reduced", "promoted", "rolled_back"
+#: statuses in which both the stable version and the canary answer
+LIVE = (RUNNING, REDUCED)
 
 
 class PolicyError(ApiError):
@@ -134,6 +138,7 @@ def validate(doc: object, catalog: Catalog, model: str) -> dict[str, Any]:
             "stable": stable,
             "canary": canary,
             "stages": [float(p) for p in stages],
+            "graduated": _graduated(doc.get("graduated"), float(stages[0])),
             "stage_seconds": number("stage_seconds", 0.1, None, CANARY_DEFAULTS["stage_seconds"]),
             "max_error_rate": number("max_error_rate", 0.0, 1.0, CANARY_DEFAULTS["max_error_rate"]),
             "max_p99_ms": number("max_p99_ms", 0.001, None, CANARY_DEFAULTS["max_p99_ms"]),
@@ -200,6 +205,25 @@ def validate(doc: object, catalog: Catalog, model: str) -> dict[str, Any]:
     }
 
 
+def _graduated(raw: object, first_stage: float) -> dict[str, float] | None:
+    """A canary's graduated rollback: the share a breach reduces the canary to (below the first stage, so
+    every stage has room to reduce), and how long the breach must persist at that share before a rollback."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise PolicyError("canary policy: 'graduated' must be {'reduced_share': %, 'persist_seconds': s}")
+    share = raw.get("reduced_share")
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < first_stage:
+        raise PolicyError(
+            f"canary policy: graduated 'reduced_share' must be a percentage above 0 and below the first "
+            f"stage ({first_stage:g} %), got {share!r}"
+        )
+    persist = raw.get("persist_seconds")
+    if isinstance(persist, bool) or not isinstance(persist, int | float) or persist < 0.1:
+        raise PolicyError(f"canary policy: graduated 'persist_seconds' must be >= 0.1, got {persist!r}")
+    return {"reduced_share": float(share), "persist_seconds": float(persist)}
+
+
 def _minutes(text: object, index: int, field: str) -> int:
     match = _HHMM.match(str(text))
     if not match or int(match.group(1)) > 24 or int(match.group(2)) > 59:
@@ -221,7 +245,7 @@ def versions_of(policy: dict[str, Any] | None, production: str | None) -> set[st
         return {v for v, w in policy["weights"].items() if w > 0}
     if kind == "canary":
         status = policy.get("status", RUNNING)
-        if status == RUNNING:
+        if status in LIVE:
             return {policy["stable"], policy["canary"]}
         return {policy["stable"]} if status == ROLLED_BACK else set()
     if kind == "shadow":
@@ -245,11 +269,17 @@ class _Compiled:
         if self.kind == "canary":
             self.status = doc.get("status", RUNNING)
             self.set_stage(int(doc.get("stage", 0)))
+            if self.status == REDUCED:
+                self.set_share(doc["graduated"]["reduced_share"])
 
     def set_stage(self, stage: int) -> None:
         """A canary's stage: its share of the traffic (takes effect with the next request)."""
         self.stage = stage
-        share = self.doc["stages"][stage]
+        self.set_share(self.doc["stages"][stage])
+
+    def set_share(self, share: float) -> None:
+        """The canary's share in percent: its stage's, or a graduated rollback's reduced one."""
+        self.share = share
         self.split = SmoothWeighted({self.doc["stable"]: 100.0 - share, self.doc["canary"]: share})
 
     def choose(self, production: str | None, now: datetime) -> Choice | None:
@@ -257,7 +287,7 @@ class _Compiled:
             assert self.split is not None
             return Choice(self.split.pick())
         if self.kind == "canary":
-            if self.status == RUNNING:
+            if self.status in LIVE:
                 assert self.split is not None
                 return Choice(self.split.pick())
             return Choice(self.doc["stable"]) if self.status == ROLLED_BACK else None

@@ -43,8 +43,7 @@ def _policy_view(v: Versioning, model: str) -> dict[str, Any]:
     policy = config.get("policy")
     compiled = v.policies.compiled(model)
     if policy is not None and compiled is not None and compiled.kind == "canary":
-        stages = policy["stages"]
-        live = {"status": compiled.status, "stage": compiled.stage, "share": stages[compiled.stage]}
+        live = {"status": compiled.status, "stage": compiled.stage, "share": compiled.share}
         # the controller acts in memory first, then stores the new state with its judgment
         stored = (policy.get("status"), policy.get("stage")) == (compiled.status, compiled.stage)
         policy = {**policy, **live, "stored": stored}

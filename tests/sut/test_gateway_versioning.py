@@ -21,7 +21,7 @@ import onnxruntime as ort
 import pytest
 from gateway_fixtures import Cluster, wait_until, worker_available
 
-from fixtures.misbehaving import build_misbehaving
+from fixtures.misbehaving import FAIL_HASH, build_misbehaving
 from sut.demo_models import build_demo
 
 pytestmark = [
@@ -61,11 +61,14 @@ class Traffic:
         self.cluster = cluster
         self.rng = np.random.default_rng(seed)
         self.answers: list[dict[str, Any]] = []
+        self.only_inputs_bad_accepts = False  # inputs on which BAD never fails (it fails on a hash of x0)
 
     def send(self, count: int = 1, version: str | None = None) -> list[dict[str, Any]]:
         out = []
         for _ in range(count):
             row = self.rng.normal(size=(1, 4)).astype(np.float32)
+            while self.only_inputs_bad_accepts and (abs(float(row[0, 0])) * FAIL_HASH) % 1.0 < 0.6:
+                row = self.rng.normal(size=(1, 4)).astype(np.float32)
             body = {
                 "inputs": [
                     {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": row.ravel().tolist()}
@@ -109,9 +112,10 @@ def policy(cluster: Cluster) -> dict[str, Any]:
 
 
 def running(cluster: Cluster) -> bool:
-    """The canary still runs, or its end is not stored yet (the controller acts in memory first)."""
+    """The canary still runs (maybe at a reduced share), or its end is not stored yet (the controller acts
+    in memory first)."""
     view = policy(cluster)["policy"]
-    return view["status"] == "running" or not view.get("stored", True)
+    return view["status"] in ("running", "reduced") or not view.get("stored", True)
 
 
 def production(cluster: Cluster) -> str:
@@ -212,6 +216,72 @@ def test_a_bad_canary_is_rolled_back_at_the_first_stage(
     cluster.wait_holders("demo", canary, 0, timeout=10)  # the canary is unloaded
     failed = [a for a in traffic.answers if a["status"] != 200]
     assert all(a["header"] == canary for a in failed)  # only the canary ever failed
+
+
+GRADUATED = {"reduced_share": 10, "persist_seconds": 1.5}
+
+
+def graduated_canary(cluster: Cluster) -> None:
+    body = {
+        "kind": "canary",
+        "canary": BAD,
+        "stages": [50, 100],
+        "stage_seconds": 30,
+        "min_requests": 10,
+        "max_error_rate": 0.05,
+        "graduated": GRADUATED,
+    }
+    assert put(cluster, "/admin/models/demo/policy", body).status_code == 200
+
+
+def test_a_graduated_rollback_reduces_the_share_alerts_then_rolls_back_when_the_breach_persists(
+    cluster: Cluster,
+) -> None:
+    graduated_canary(cluster)
+    traffic = Traffic(cluster)
+    deadline = time.monotonic() + 60
+    while running(cluster) and time.monotonic() < deadline:
+        traffic.send(5)
+    view = policy(cluster)["policy"]
+    assert view["status"] == "rolled_back", view
+    verdicts = [(h["share"], h["verdict"]) for h in view["history"]]
+    assert verdicts[0] == (50, "reduce") and verdicts[-1] == (10, "breach"), verdicts
+    assert {v for _, v in verdicts[1:-1]} <= {"alert"} and all(share == 10 for share, _ in verdicts[1:]), (
+        verdicts
+    )
+    assert "persisted" in view["reason"] and "reduced from 50 %" in view["reason"]
+    reduced, alert, rollback = (
+        audit(cluster, a)[-1] for a in ("canary_reduced", "canary_alert", "canary_rollback")
+    )
+    assert [e["details"]["actor"] for e in (reduced, alert, rollback)] == ["canary-controller"] * 3
+    times = [datetime.fromisoformat(e["at"]) for e in (reduced, alert, rollback)]
+    assert times == sorted(times)
+    assert (times[2] - times[0]).total_seconds() >= GRADUATED["persist_seconds"] - 0.1
+    # while reduced, the canary answered about its reduced share of the requests
+    reduced_at, ended_at = times[0].timestamp(), times[2].timestamp()
+    during = [a for a in traffic.answers if reduced_at + 0.1 < a["at"] < ended_at - 0.1]
+    share = sum(a["header"] == BAD for a in during) / len(during)
+    assert 0.02 < share < 0.2, (share, len(during))
+    assert {a["version"] for a in traffic.send(20)} == {"1"}
+
+
+def test_a_graduated_rollback_recovers_when_the_breach_ends(cluster: Cluster) -> None:
+    graduated_canary(cluster)
+    traffic = Traffic(cluster)
+    deadline = time.monotonic() + 30
+    while policy(cluster)["policy"]["status"] == "running" and time.monotonic() < deadline:
+        traffic.send(5)
+    assert policy(cluster)["policy"]["status"] == "reduced"
+    traffic.only_inputs_bad_accepts = True  # the clients' inputs change: the canary stops failing
+    deadline = time.monotonic() + 30
+    while policy(cluster)["policy"]["status"] == "reduced" and time.monotonic() < deadline:
+        traffic.send(5)
+    view = policy(cluster)["policy"]
+    assert (view["status"], view["stage"], view["share"]) == ("running", 0, 50), view
+    assert view["history"][-1]["verdict"] == "recover" and "no longer breaches" in view["reason"]
+    assert audit(cluster, "canary_recovered")[-1]["details"]["actor"] == "canary-controller"
+    answers = traffic.send(40)
+    assert Counter(a["version"] for a in answers) == {"1": 20, BAD: 20}  # the stage's own 50 %
 
 
 def test_shadow_gets_a_copy_of_every_request_and_never_answers(cluster: Cluster) -> None:

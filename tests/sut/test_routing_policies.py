@@ -71,6 +71,14 @@ def test_weighted_policy_routes_by_weight_and_an_explicit_version_wins(catalog: 
         ({"kind": "canary", "canary": "2", "stages": [5, 50]}, "ending at 100"),
         ({"kind": "canary", "canary": "1"}, "both '1'"),
         ({"kind": "canary", "canary": "2", "max_error_rate": 2}, "between 0 and 1"),
+        (
+            {"kind": "canary", "canary": "2", "graduated": {"reduced_share": 5, "persist_seconds": 3}},
+            "below the first stage (5 %)",
+        ),
+        (
+            {"kind": "canary", "canary": "2", "stages": [20, 100], "graduated": {"reduced_share": 5}},
+            "'persist_seconds' must be >= 0.1",
+        ),
         ({"kind": "shadow", "shadow": "1"}, "also the primary"),
         ({"kind": "time", "timezone": "Mars/Olympus", "rules": []}, "unknown time zone"),
         ({"kind": "time", "timezone": "UTC", "rules": [{"from": "9:00", "version": "2"}]}, "HH:MM"),
@@ -103,6 +111,18 @@ def test_canary_share_follows_its_stage(catalog: Catalog) -> None:
     assert Counter(table.choose("demo", None).version for _ in range(100)) == {"1": 50, "2": 50}
     compiled.status = "rolled_back"
     assert {table.choose("demo", None).version for _ in range(20)} == {"1"}
+
+
+def test_a_reduced_canary_gets_its_reduced_share_and_stays_loaded(catalog: Catalog) -> None:
+    graduated = {"reduced_share": 5, "persist_seconds": 2}
+    policy = validate(
+        {"kind": "canary", "canary": "2", "stages": [20, 100], "graduated": graduated}, catalog, "demo"
+    )
+    assert policy["graduated"] == {"reduced_share": 5.0, "persist_seconds": 2.0}
+    catalog.routing["demo"] = {"policy": {**policy, "status": "reduced"}}  # as stored: a restart keeps it
+    table = PolicyTable(catalog, GatewayClock())
+    assert Counter(table.choose("demo", None).version for _ in range(100)) == {"1": 95, "2": 5}
+    assert table.versions_in_use("demo") == {"1", "2"}
 
 
 @pytest.mark.parametrize(
