@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures.models import demo_versions
 from harness.backends.local import LocalBackend
+from harness.report.resources import proc_reading
 from harness.targets.reference import ClusterSpec
 from harness.world import World
 
@@ -32,12 +33,9 @@ OVERHEAD_TARGET_S = 0.5
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time a service (with its children) has used so far (Linux /proc)."""
+    reading = proc_reading(pid)
+    return reading[0] if reading else float("nan")
 
 
 def one_scenario(scratch: Path, artifact_root: Path, workers: int) -> tuple[float, float, dict[str, float]]:

@@ -19,6 +19,7 @@ from harness.backends.base import Backend, BackendError, Placement, ServiceInfo,
 from harness.faults.links import FaultLinks
 from harness.faults.service_memory import ServiceMemoryLimits
 from harness.processes import ManagedProcess, free_port, group_command_lines, group_rss, spawn
+from harness.report.resources import proc_reading
 from harness.waiting import ServiceExited, WaitTimeout, Watch, http_ok, until
 
 HOST = "127.0.0.1"
@@ -72,15 +73,6 @@ class LocalPlacement(Placement):
 # Generous: a service that is starting only needs its imports (~1.5 s idle), but on a 2-core machine
 # running two suites at once a start has been seen to take tens of seconds. A dead service fails at once.
 STARTUP_TIMEOUT_S = 60.0
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of ``pid`` so far, from /proc (None where there is no /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _starved_or_stuck(cpu_s: float, waited_s: float) -> str:
@@ -137,7 +129,8 @@ class LocalBackend(Backend):
         except ServiceExited as exc:
             raise BackendError(str(exc)) from None
         except WaitTimeout as exc:
-            cpu = _cpu_seconds(self._record(spec.name).proc.pid)
+            reading = proc_reading(self._record(spec.name).proc.pid)
+            cpu = reading[0] if reading else None
             used = (
                 f" (it used {cpu:.1f} s of CPU: {_starved_or_stuck(cpu, timeout)})" if cpu is not None else ""
             )
