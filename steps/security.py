@@ -10,6 +10,7 @@ stranger's worker.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class _Security:
     audit_id_before: int = 0
     ids_before: dict[str, str] = field(default_factory=dict)  # worker name -> id, before the attempt
     insider: dict[str, str] = field(default_factory=dict)  # {"id", "worker_token"}
+    insider_alive: threading.Event | None = None  # cleared: the insider's heartbeats stop
     old_join_token: str | None = None
     rotated_at: float = 0.0
     stranger: str | None = None
@@ -158,7 +160,32 @@ def insider_registers(world: World) -> None:
     assert body.get("id") and body.get("worker_token"), (
         f"expected the registration to answer an id and the worker's own token, it answered {answer.body!r}"
     )
-    _security(world).insider = {"id": str(body["id"]), "worker_token": str(body["worker_token"])}
+    state = _security(world)
+    state.insider = {"id": str(body["id"]), "worker_token": str(body["worker_token"])}
+    state.insider_alive = _keep_heartbeating(world, state.insider)
+
+
+def _keep_heartbeating(world: World, insider: dict[str, str]) -> threading.Event:
+    """Like any worker, the insider heartbeats for itself (three times per interval) so that the gateway
+    does not expire its entry however long the steps take; until the entry is gone or the scenario ends."""
+    alive = threading.Event()
+    alive.set()
+    period = _spec(world).heartbeat_interval / 3
+    join_token = _spec(world).join_token
+
+    def beat() -> None:
+        while alive.is_set():
+            try:
+                answer = _act(world, "heartbeat", insider["id"], join_token, insider["worker_token"])
+            except Exception:  # the gateway is going away with the scenario
+                return
+            if answer.status == 404:  # deregistered: nothing left to keep alive
+                return
+            time.sleep(period)
+
+    threading.Thread(target=beat, name="insider-heartbeats", daemon=True).start()
+    world.defer("stop the insider's heartbeats", alive.clear)
+    return alive
 
 
 @when(
@@ -182,8 +209,11 @@ def insider_acts_on_worker(world: World, action: str, worker: str) -> None:
 )
 def insider_removes_itself(world: World) -> None:
     """With the join token and its own worker token, the insider's entry is deregistered and gone."""
-    insider = _security(world).insider
+    state = _security(world)
+    insider = state.insider
     assert insider, "no insider registered in this scenario (missing 'Given an insider ...')"
+    if state.insider_alive is not None:
+        state.insider_alive.clear()
     answer = _act(world, "remove", insider["id"], _spec(world).join_token, insider["worker_token"])
     assert answer.status == 200, f"expected the insider to remove itself, got {answer.status}: {answer.error}"
     ids = {str(w.get("id")) for w in world.gateway.workers()}
