@@ -116,8 +116,7 @@ def _kinds(text: str) -> list[str]:
 def _snapshot(world: World, model: str) -> Snapshot:
     gateway = world.gateway
     versions = sorted((str(v.get("version")), str(v.get("sha256"))) for v in gateway.versions(model))
-    models = {m.get("name"): m for m in gateway.models()}
-    production = (models.get(model, {}).get("aliases") or {}).get("production")
+    production = gateway.production(model)
     audit = [json.dumps(e, sort_keys=True) for e in gateway.audit() if e.get("model") == model]
     workers = gateway.workers()
     held = sorted(

@@ -18,6 +18,7 @@ import pytest
 from fixtures.large_models import large_model
 from harness.drivers.worker import WorkerProbe
 from harness.steps_registry import given, then, when
+from harness.waiting import poll
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 
@@ -101,11 +102,6 @@ def swap_back_and_forth(world: World, model: str, first: str, second: str, count
         )
 
 
-def _production(world: World, model: str) -> str | None:
-    models = {m.get("name"): m for m in world.gateway.models()}
-    return (models.get(model, {}).get("aliases") or {}).get("production")
-
-
 @then(
     "every worker holds only the production version of {model:w}, as the catalog says",
     example="Then every worker holds only the production version of demo, as the catalog says",
@@ -116,14 +112,14 @@ def holds_only_production(world: World, model: str) -> None:
     memory (serving or still being released: an old version waiting for its requests counts), and the
     gateway's registry lists exactly that version on each worker. Released versions have
     ``SETTLE_S`` seconds to go."""
-    production = _production(world, model)
+    production = world.gateway.production(model)
     assert production is not None, f"the catalog names no production version of {model}"
-    deadline = time.monotonic() + SETTLE_S
-    while True:
-        problems = _holding_problems(world, model, production)
-        if not problems or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    problems = poll(
+        lambda: _holding_problems(world, model, production),
+        lambda found: not found,
+        timeout=SETTLE_S,
+        interval=0.2,
+    )
     assert not problems, (
         f"the catalog has {model} version {production!r} in production, but after {SETTLE_S:g} s: "
         + "; ".join(problems)
@@ -158,12 +154,18 @@ def rss_within_band(world: World, mb: int) -> None:
     being returned to the system), then judged."""
     before = world.stash.get(RSS_BEFORE, None)
     assert before is not None, "no baseline memory was measured (missing 'Given the resident memory ...')"
-    deadline = time.monotonic() + SETTLE_S
-    while True:
-        after = {name: _rss(world, name) for name in before}
-        grown = {n: after[n] - before[n] for n in before if after[n] - before[n] > mb * MB}
-        if not grown or time.monotonic() > deadline:
-            break
+
+    def grown_of(after: dict[str, int]) -> dict[str, int]:
+        return {n: after[n] - before[n] for n in before if after[n] - before[n] > mb * MB}
+
+    # no pause between rounds: each round of readings takes its own READING_GAP_S pauses
+    after = poll(
+        lambda: {name: _rss(world, name) for name in before},
+        lambda a: not grown_of(a),
+        timeout=SETTLE_S,
+        interval=0,
+    )
+    grown = grown_of(after)
     print("resident memory after: " + ", ".join(
         f"{n} {after[n] / MB:.1f} MB ({(after[n] - before[n]) / MB:+.1f})" for n in before
     ))  # fmt: skip

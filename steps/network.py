@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from harness.drivers.gateway import production_versions
 from harness.drivers.worker import WorkerProbe
 from harness.steps_registry import given, then, when
 from harness.world import World
@@ -283,11 +284,7 @@ def listed_again(world: World, seconds: float, worker: str) -> None:
     old = world.stash.get(_IDS_AT_CUT_KEY, {}).get(worker, set())
 
     def entries() -> tuple[list[dict], set[tuple[str, str]]]:
-        production = {
-            (str(m.get("name")), str((m.get("aliases") or {}).get("production")))
-            for m in world.gateway.status().get("models", [])
-            if (m.get("aliases") or {}).get("production") is not None
-        }
+        production = set(production_versions(world.gateway.models()).items())
         listed = [
             w
             for w in world.gateway.workers()

@@ -108,8 +108,7 @@ REQUESTED = pytest.StashKey[dict[str, str]]()
 def confirm_outcome(world: World, window: str, model: str, answer: Answer) -> None:
     """The gateway's state agrees with its answer to the action: a swap/rollback it answered as done left
     the version it named in production; one it refused did not put the requested version there."""
-    models = {m["name"]: m for m in world.gateway.status().get("models", [])}
-    production = (models.get(model, {}).get("aliases") or {}).get("production")
+    production = world.gateway.production(model)
     if answer.ok:
         to_version = answer.body.get("to_version") if isinstance(answer.body, dict) else None
         assert production == to_version, (

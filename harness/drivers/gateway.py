@@ -7,6 +7,7 @@ and then asks the catalog.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness.drivers.routing_admin import RoutingAdminMixin
 from harness.drivers.v2 import Answer, V2Client
 
-__all__ = ["ROLLOUT_TIMEOUT_S", "AdminError", "Answer", "GatewayClient"]
+__all__ = ["ROLLOUT_TIMEOUT_S", "AdminError", "Answer", "GatewayClient", "production_versions"]
 
 
 class AdminError(RuntimeError):
@@ -50,6 +51,11 @@ class GatewayClient(RoutingAdminMixin, V2Client):  # + policies, alerts, shadow,
 
     def versions(self, model: str) -> list[dict]:
         return self._admin_data(f"/admin/models/{model}/versions", list, key="versions")
+
+    def production(self, model: str) -> str | None:
+        """The catalog's ``production`` version of ``model``; None when the catalog names none (or does not
+        list the model). Raises :class:`AdminError` when the gateway does not answer with its catalog."""
+        return production_versions(self.models()).get(model)
 
     def register_version(
         self, model: str, artifact_uri: str, *, version: str | None = None, parent_version: str | None = None
@@ -145,6 +151,18 @@ class GatewayClient(RoutingAdminMixin, V2Client):  # + policies, alerts, shadow,
         if not answer.ok or not isinstance(body, kind):
             raise AdminError(f"GET {path}", answer)
         return body
+
+
+def production_versions(models: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """The one parser of the ``production`` alias: model name -> its production version, for each catalog
+    entry (of ``GET /admin/models``, or the ``models`` of ``GET /admin/status``) whose ``aliases`` name one.
+    """
+    out: dict[str, str] = {}
+    for entry in models:
+        version = (entry.get("aliases") or {}).get("production")
+        if version is not None:
+            out[str(entry.get("name"))] = str(version)
+    return out
 
 
 def _bearer(token: str | None) -> dict[str, str]:

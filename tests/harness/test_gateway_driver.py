@@ -10,7 +10,7 @@ import pytest
 from fixtures.models import demo_versions
 from harness import trace
 from harness.backends.local import LocalBackend
-from harness.drivers.gateway import AdminError, GatewayClient
+from harness.drivers.gateway import AdminError, GatewayClient, production_versions
 from harness.drivers.v2 import request_inputs
 from harness.observations import Observations
 from harness.processes import free_port
@@ -141,6 +141,20 @@ def test_admin_queries(client: GatewayClient, driver_cluster: ReferenceCluster) 
     assert [m["name"] for m in client.models()] == ["demo"]
     assert {v["version"] for v in client.versions("demo")} >= {"1", "2"}
     assert any(e["action"] == "register_version" for e in client.audit())
+    assert client.production("demo") == "1"
+    assert client.production("no-such-model") is None
+
+
+def test_production_versions_parses_the_production_alias_of_each_catalog_entry() -> None:
+    entries = [
+        {"name": "demo", "aliases": {"production": "2", "canary": "3"}},
+        {"name": "numeric", "aliases": {"production": 7}},
+        {"name": "no-alias", "aliases": {}},
+        {"name": "null-aliases", "aliases": None},
+        {"name": "bare"},
+    ]
+    assert production_versions(entries) == {"demo": "2", "numeric": "7"}
+    assert production_versions([]) == {}
 
 
 def test_admin_with_a_wrong_token_raises_with_the_status(driver_cluster: ReferenceCluster) -> None:
@@ -163,11 +177,13 @@ def test_register_swap_and_rollback(client: GatewayClient) -> None:
     swapped = client.swap("demo", "3")
     assert swapped.ok, swapped.error
     assert (swapped.body["from_version"], swapped.body["to_version"]) == ("1", "3")
+    assert client.production("demo") == "3"
     after = client.infer("demo", rows=3)
     assert (before.model_version, after.model_version) == ("1", "3")
     assert before.body["outputs"][0]["data"] != after.body["outputs"][0]["data"]
     back = client.rollback("demo")
     assert back.ok and back.body["to_version"] == "1", back.body
+    assert client.production("demo") == "1"
     assert client.infer("demo").model_version == "1"
 
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from harness.drivers.gateway import production_versions
 from harness.targets.base import TargetError
 
 
@@ -55,7 +56,7 @@ class GatewayAdmin:
         status = self.get("/admin/status")
         if not isinstance(status, dict):
             return None
-        return production_versions(status)
+        return set(production_versions(status.get("models", [])).items())
 
     def listed_workers(self) -> list[dict[str, Any]]:
         listed = self.get("/admin/workers")
@@ -68,15 +69,6 @@ class GatewayAdmin:
 
     def close(self) -> None:
         self._http.close()
-
-
-def production_versions(status: dict[str, Any]) -> set[tuple[str, str]]:
-    out = set()
-    for model in status.get("models", []):
-        production = (model.get("aliases") or {}).get("production")
-        if production is not None:
-            out.add((model["name"], str(production)))
-    return out
 
 
 def claim_registrations(
