@@ -2,6 +2,8 @@
 
 Both runners show the same text: the step, where it is, library steps that come close, and a snippet
 written with *our* registry's decorators (so the new step works under pytest-bdd and behave alike).
+:func:`snippet` is the one generator of that code: ``tools/stub_report.py`` calls it too, so an undefined
+step gets the same suggestion from a run and from the report.
 """
 
 from __future__ import annotations
@@ -10,34 +12,78 @@ import contextlib
 import difflib
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.steps_registry import StepDefinition
+if TYPE_CHECKING:  # only annotations: tools/stub_report.py imports this module without the registry
+    from harness.steps_registry import StepDefinition
 
 KEYWORDS = ("given", "when", "then")
+#: A quoted value, a decimal or an integer of the step text: each becomes a field of the pattern.
+_TOKEN = re.compile(r'"[^"]*"|(?<![\w.])-?\d+\.\d+(?![\w.])|(?<![\w.])-?\d+(?![\w.])')
+_TYPES = {"n": "int", "x": "float", "text": "str"}
+LINE_LENGTH = 110  # pyproject.toml's [tool.ruff] line-length
 
 
 def pattern_for(text: str) -> str:
-    """A ``parse`` pattern matching ``text`` literally (braces doubled), numbers left for the author."""
+    """A ``parse`` pattern matching ``text`` literally (braces doubled)."""
     return text.replace("{", "{{").replace("}", "}}")
 
 
+def step_pattern(text: str, cucumber: bool = False) -> tuple[str, list[str]]:
+    """The pattern for ``text`` and its field names: numbers become ``{n1:d}``/``{x1:f}`` and quoted
+    words ``"{text1}"`` (cucumber expressions: ``{int}``/``{float}``/``{string}``), so that one
+    definition covers the step's variants."""
+    pieces: list[str] = []
+    params: list[str] = []
+    pos = 0
+    escape = (lambda s: re.sub(r"([(){}/\\])", r"\\\1", s)) if cucumber else pattern_for
+    for match in _TOKEN.finditer(text):
+        pieces.append(escape(text[pos : match.start()]))
+        token = match.group()
+        if token.startswith('"'):
+            name, field = f"text{len(params) + 1}", "{string}" if cucumber else '"{%s}"'
+        elif "." in token:
+            name, field = f"x{len(params) + 1}", "{float}" if cucumber else "{%s:f}"
+        else:
+            name, field = f"n{len(params) + 1}", "{int}" if cucumber else "{%s:d}"
+        params.append(name)
+        pieces.append(field if cucumber else field % name)
+        pos = match.end()
+    pieces.append(escape(text[pos:]))
+    return "".join(pieces), params
+
+
+def function_name(keyword: str, text: str) -> str:
+    """``when_the_operator_waves_...``: the step's words without the values its pattern makes fields."""
+    words = re.sub(r"[^a-z0-9]+", "_", _TOKEN.sub("", text.lower())).strip("_")
+    return f"{keyword}_{words[:50].rstrip('_') or 'step'}"
+
+
 def snippet(keyword: str, text: str) -> str:
-    """The step definition to paste into a module of ``steps/``."""
+    """The step definition to paste into a module of ``steps/``: a pattern with a field per value, the
+    step as written for ``example=``, a pending body (the stub report calls it a stub until it drives
+    something)."""
     keyword = keyword.lower() if keyword.lower() in KEYWORDS else "given"
-    pattern = _literal(pattern_for(text))
+    pattern, params = step_pattern(text)
     example = _literal(f"{keyword.capitalize()} {text}")
+    args = "".join(f", {p}: {_TYPES[p.rstrip('0123456789')]}" for p in params)
+    decorator = f"@{keyword}({_literal(pattern)}, example={example})"
+    if len(decorator) > LINE_LENGTH:  # as ruff format would write it, so that the pasted code passes lint
+        decorator = f"@{keyword}(\n    {_literal(pattern)},\n    example={example},\n)"
     return (
-        f"from harness.steps_registry import {keyword}\n\n\n"
-        f"@{keyword}({pattern}, example={example})\n"
-        "def step_impl(world):\n"
+        f"from harness.steps_registry import {keyword}\n"
+        "from harness.world import World\n\n\n"
+        f"{decorator}\n"
+        f"def {function_name(keyword, text)}(world: World{args}) -> None:\n"
         '    """One line: what this step does to (or observes on) the running cluster."""\n'
         "    raise NotImplementedError  # call a driver on `world`, assert on what the service answered\n"
     )
 
 
 def _literal(text: str) -> str:
-    """A Python string literal for ``text``, single-quoted when the text holds double quotes."""
-    quote = "'" if '"' in text and "'" not in text else '"'
+    """A Python string literal for ``text`` quoted as ruff format would (single quotes when they escape
+    less), so that a pasted snippet passes the lint."""
+    quote = "'" if text.count('"') > text.count("'") else '"'
     return quote + text.replace("\\", "\\\\").replace(quote, "\\" + quote) + quote
 
 

@@ -8,7 +8,8 @@ adapters wrap each executed step in :func:`step`, and, when a trace file is conf
      "function": "steps/swap.py:41", "status": "passed", "duration_s": 0.42,
      "touches": 3, "kinds": ["http", "backend"]}
 
-``tools/stub_report.py --trace FILE`` reads it: a step that passed with ``touches == 0`` is hollow.
+``tools/stub_report.py --trace FILE`` reads it back with :meth:`StepTrace.from_json` (one schema for the
+writer and the reader): a step that passed with ``touches == 0`` is hollow.
 A process-wide counter (not a ContextVar) so that calls made from helper threads inside a step count.
 
 A *setup* step (one cluster option among several, see :mod:`harness.steps_registry`) only describes what a
@@ -26,6 +27,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+#: What a trace line must hold for the hollow check (the other fields have defaults).
+REQUIRED = ("text", "function", "status", "touches")
 
 
 @dataclass
@@ -39,6 +44,32 @@ class StepTrace:
     touches: int = 0
     kinds: list[str] = field(default_factory=list)
     pending: bool = field(default=False, repr=False)  # deferred, not applied yet: not written yet
+
+    def to_json(self) -> dict[str, Any]:
+        """The line :class:`TraceWriter` writes (``pending`` is run-time state, not part of the file)."""
+        data = asdict(self)
+        del data["pending"]
+        return data
+
+    @classmethod
+    def from_json(cls, raw: Any) -> StepTrace:
+        """A written line back into a record (what the stub report reads); ValueError/TypeError when it is
+        not one, so that a reader can name the bad line."""
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        missing = [k for k in REQUIRED if k not in raw]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        return cls(
+            keyword=str(raw.get("keyword", "")),
+            text=str(raw["text"]),
+            location=str(raw.get("location", "")),
+            function=str(raw["function"]),
+            status=str(raw["status"]),
+            duration_s=float(raw.get("duration_s", 0.0)),
+            touches=int(raw["touches"]),
+            kinds=[str(k) for k in raw.get("kinds", [])],
+        )
 
 
 _lock = threading.Lock()
@@ -134,6 +165,4 @@ class TraceWriter:
             return
         with self.path.open("a", encoding="utf-8") as fh:
             for record in records:
-                data = asdict(record)
-                data.pop("pending", None)
-                fh.write(json.dumps(data) + "\n")
+                fh.write(json.dumps(record.to_json()) + "\n")

@@ -92,9 +92,9 @@ def test_registry_problems_undefined_ambiguous_and_snippets(corpus: Callable[[st
         "the cluster answers in 1.5 seconds",
     }
     assert (
-        "@when('I reticulate {n1:d} splines named \"{text2}\"')"
+        "@when('I reticulate {n1:d} splines named \"{text2}\"', example="
         in undefined['I reticulate 3 splines named "main"']["snippet"]
-    )
+    )  # the snippet a run prints (harness.snippets): one generator
     (ambiguous,) = problems["ambiguous_steps"]
     assert ambiguous["text"] == "a model named demo"
     assert [m.split()[-1] for m in ambiguous["matches"]] == ["model_named", "model_named_demo"]

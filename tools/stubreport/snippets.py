@@ -1,55 +1,25 @@
 """A skeleton to paste for an undefined step, in the runner's own idiom (like ``--generate-missing`` or
 Cucumber's snippets).
 
-Numbers become ``{n:d}``/``{x:f}`` fields and double-quoted words ``"{text}"`` fields (cucumber
-expressions: ``{int}``/``{float}``/``{string}``), so one snippet covers the step's variants. The body is a
-pending marker: the report keeps calling it a stub until someone makes it drive something real.
+Our registry's snippet is :func:`harness.snippets.snippet`, the one the runners print for an undefined
+step, so that the report and a run suggest the same code; the other runners' idioms use the same pattern
+(numbers and quoted words become fields, :func:`harness.snippets.step_pattern`) and function names. The
+body is a pending marker: the report keeps calling it a stub until someone makes it drive something real.
 """
 
 from __future__ import annotations
 
 import re
 
+from harness.snippets import function_name, step_pattern
+from harness.snippets import snippet as _registry_snippet
+
 from .model import FeatureStep
-
-_TOKEN = re.compile(r'"[^"]*"|(?<![\w.])-?\d+\.\d+(?![\w.])|(?<![\w.])-?\d+(?![\w.])')
-
-
-def step_pattern(text: str, cucumber: bool = False) -> tuple[str, list[str]]:
-    pieces: list[str] = []
-    params: list[str] = []
-    pos = 0
-    escape = (
-        (lambda s: re.sub(r"([(){}/\\])", r"\\\1", s))
-        if cucumber
-        else (lambda s: s.replace("{", "{{").replace("}", "}}"))
-    )
-    for match in _TOKEN.finditer(text):
-        pieces.append(escape(text[pos : match.start()]))
-        token = match.group()
-        if token.startswith('"'):
-            name, field = f"text{len(params) + 1}", "{string}" if cucumber else '"{%s}"'
-        elif "." in token:
-            name, field = f"x{len(params) + 1}", "{float}" if cucumber else "{%s:f}"
-        else:
-            name, field = f"n{len(params) + 1}", "{int}" if cucumber else "{%s:d}"
-        params.append(name)
-        pieces.append(field if cucumber else field % name)
-        pos = match.end()
-    pieces.append(escape(text[pos:]))
-    return "".join(pieces), params
-
-
-def _name(step: FeatureStep, keyword: str) -> str:
-    words = re.sub(r"[^a-z0-9]+", "_", re.sub(r'"[^"]*"', "", step.text.lower())).strip("_")
-    return f"{keyword}_{words[:50].rstrip('_') or 'step'}"
 
 
 def registry_snippet(step: FeatureStep) -> str:
-    keyword = "given" if step.kind == "any" else step.kind
-    pattern, params = step_pattern(step.text)
-    args = ", ".join(["world", *params])
-    return f"@{keyword}({pattern!r})\ndef {_name(step, keyword)}({args}):\n    raise NotImplementedError\n"
+    """Exactly what a run prints for this undefined step (one generator: :mod:`harness.snippets`)."""
+    return _registry_snippet(step.kind, step.text)
 
 
 def behave_snippet(step: FeatureStep) -> str:
@@ -66,7 +36,8 @@ def pytest_bdd_snippet(step: FeatureStep) -> str:
     keyword = "given" if step.kind == "any" else step.kind
     pattern, params = step_pattern(step.text)
     decorator = f"@{keyword}(parsers.parse({pattern!r}))" if params else f"@{keyword}({step.text!r})"
-    return f"{decorator}\ndef {_name(step, keyword)}({', '.join(params)}):\n    raise NotImplementedError\n"
+    name = function_name(keyword, step.text)
+    return f"{decorator}\ndef {name}({', '.join(params)}):\n    raise NotImplementedError\n"
 
 
 def rust_snippet(step: FeatureStep) -> str:
@@ -77,7 +48,7 @@ def rust_snippet(step: FeatureStep) -> str:
     args = "".join(f", {p}: {types[k]}" for p, k in zip(params, kinds, strict=False))
     return (
         f"#[{keyword}(expr = {pattern!r})]\n".replace("'", '"')
-        + f"async fn {_name(step, keyword)}(world: &mut World{args}) {{\n    todo!()\n}}\n"
+        + f"async fn {function_name(keyword, step.text)}(world: &mut World{args}) {{\n    todo!()\n}}\n"
     )
 
 

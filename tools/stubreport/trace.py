@@ -2,35 +2,26 @@
 
 A step that *passed* with ``touches == 0`` reached no service: its definition is hollow whatever the
 static analysis said. Definitions are found by the trace's ``function`` (``path:co_firstlineno``, which
-is the first decorator's line) or by the ``def`` line.
+is the first decorator's line) or by the ``def`` line. The records are the writer's own
+(:class:`harness.trace.StepTrace`): one schema, defined where the file is written.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from harness.trace import StepTrace
 
 from .model import HOLLOW, STUB, SourceError, StepFunction
 
-REQUIRED = ("text", "function", "status", "touches")
-
-
-@dataclass
-class TraceRecord:
-    keyword: str
-    text: str
-    location: str
-    function: str
-    status: str
-    touches: int
-    duration_s: float = 0.0
-    kinds: list[str] = field(default_factory=list)
+#: A line of the trace file: the harness's record, read back.
+TraceRecord = StepTrace
 
 
 def read_trace(path: Path, display: str) -> tuple[list[TraceRecord], list[SourceError]]:
+    """The file's records, and an error per line that is not one (the report names it, then goes on)."""
     records: list[TraceRecord] = []
     errors: list[SourceError] = []
     with path.open(encoding="utf-8", errors="replace") as fh:
@@ -38,24 +29,7 @@ def read_trace(path: Path, display: str) -> tuple[list[TraceRecord], list[Source
             if not line.strip():
                 continue
             try:
-                raw: Any = json.loads(line)
-                if not isinstance(raw, dict):
-                    raise ValueError("not a JSON object")
-                missing = [k for k in REQUIRED if k not in raw]
-                if missing:
-                    raise ValueError(f"missing {', '.join(missing)}")
-                records.append(
-                    TraceRecord(
-                        keyword=str(raw.get("keyword", "")),
-                        text=str(raw["text"]),
-                        location=str(raw.get("location", "")),
-                        function=str(raw["function"]),
-                        status=str(raw["status"]),
-                        touches=int(raw["touches"]),
-                        duration_s=float(raw.get("duration_s", 0.0)),
-                        kinds=list(raw.get("kinds", [])),
-                    )
-                )
+                records.append(StepTrace.from_json(json.loads(line)))
             except (ValueError, TypeError) as exc:
                 errors.append(SourceError(display, number, f"bad trace line: {exc}"))
     return records, errors
