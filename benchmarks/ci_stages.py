@@ -1,5 +1,5 @@
 """Where the project's own test command spends its time: each stage of ``tools/run_tests.sh``, each lane,
-and the slowest tests of each JUnit report, next to the speed targets of issue 16.
+and the slowest tests of each JUnit report, next to the speed targets (``TARGETS``).
 
     python benchmarks/ci_stages.py [--run] [--log FILE] [--reports DIR] [--top 5]
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Seconds, by the beginning of a stage's name (issue 16; measured on a 2-core machine).
+#: The speed targets in seconds, by the beginning of a stage's name (measured on a 2-core machine).
 TARGETS = {
     "unit and integration tests": 180.0,
     "acceptance features: pytest, local backend": 90.0,

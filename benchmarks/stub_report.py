@@ -1,6 +1,6 @@
 """How long the stub report takes, and how much memory, on large generated suites and on ours.
 
-Targets (issue 14): 5,000 definitions / 1,000 feature files / 30,000 steps in at most 1.5 s cold and
+Targets: 5,000 definitions / 1,000 feature files / 30,000 steps in at most 1.5 s cold and
 300 MB, for ``parse`` patterns (our registry) and for regular expressions (pytest-bdd ``parsers.re``);
 our own suite in at most 0.5 s. The report keeps no cache, so "cold" is the first report in a fresh
 process (imports excluded, every pattern and file read for the first time) and "warm" a second report in

@@ -4,9 +4,12 @@ Modules register a cleanup (kill the service processes, stop the load, lift the 
 containers); it runs at interpreter exit (``atexit``) and on SIGTERM, SIGINT and SIGHUP, newest first,
 before the handler that was installed before ours (so Ctrl-C still raises ``KeyboardInterrupt`` and pytest
 still tears down). A cleanup may name a lighter ``on_signal`` variant: a signal handler must not wait on a
-lock the interrupted frame may hold. A SIGKILLed process runs nothing: for that, :mod:`harness.processes`
-keeps pidfiles and :mod:`harness.docker_cleanup` labels, which the next run sweeps. (The shape of pytest's
-``Config.add_cleanup`` and of :class:`contextlib.ExitStack`, process-wide.)
+lock the interrupted frame may hold. What a signal does after the cleanups, in place of its default
+(dying of it), may be chained with :func:`chain_signal`, in whichever order the two are installed (the
+pytest plugin makes SIGTERM end the run like Ctrl-C, so that its reports are still written). A SIGKILLed
+process runs nothing: for that, :mod:`harness.processes` keeps pidfiles and :mod:`harness.docker_cleanup`
+labels, which the next run sweeps. (The shape of pytest's ``Config.add_cleanup`` and of
+:class:`contextlib.ExitStack`, process-wide.)
 """
 
 from __future__ import annotations
@@ -81,6 +84,29 @@ def install_signal_handlers() -> None:
             _previous[signum] = current
         with contextlib.suppress(ValueError, OSError):  # not the main interpreter
             signal.signal(signum, _on_signal)
+
+
+def chain_signal(signum: int, handler: Callable[[int, FrameType | None], object]) -> bool:
+    """Make ``handler`` what the terminating signal ``signum`` does after the cleanups ran, in place of the
+    default action (e.g. raise ``KeyboardInterrupt`` on SIGTERM). Whether our handler is installed yet or
+    only later, the cleanups run first. A handler someone else installed is kept, and so is the default
+    outside the main thread: then ``False``."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    with _lock:
+        current = signal.getsignal(signum)
+        if current is _on_signal:  # ours is installed: the handler becomes the one it passes the signal to
+            if _previous.get(signum, signal.SIG_DFL) not in (signal.SIG_DFL, None):
+                return False
+            _previous[signum] = handler
+            return True
+        if current not in (signal.SIG_DFL, None):
+            return False
+        try:
+            signal.signal(signum, handler)  # install_signal_handlers() chains to it when it hooks the signal
+        except (ValueError, OSError):  # not the main interpreter
+            return False
+        return True
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -7,7 +7,7 @@ run as the ``postgres`` user when the harness runs as root (PostgreSQL refuses r
 :meth:`PostgresServer.start` then brings it back on the same port with the same data (crash recovery).
 :meth:`PostgresServer.close` always stops it and removes its directory.
 
-Server binaries: ``$SUT_PG_BIN``, else the directory of ``pg_ctl`` on PATH, else
+Server binaries: ``$SERVINGBDD_PG_BIN``, else the directory of ``pg_ctl`` on PATH, else
 ``/usr/lib/postgresql/*/bin``; missing binaries are an error that says how to install them
 (``apt-get install -y postgresql``), never a skip.
 """
@@ -27,7 +27,8 @@ from pathlib import Path
 from harness.processes import ManagedProcess, free_port, spawn
 
 PG_USER = "postgres"
-INSTALL_HINT = "install the server binaries (e.g. `apt-get install -y postgresql`) or set SUT_PG_BIN"
+PG_BIN_ENV = "SERVINGBDD_PG_BIN"  # a directory holding initdb and pg_ctl
+INSTALL_HINT = f"install the server binaries (e.g. `apt-get install -y postgresql`) or set {PG_BIN_ENV}"
 
 
 class PostgresError(RuntimeError):
@@ -37,8 +38,8 @@ class PostgresError(RuntimeError):
 def find_bin_dir() -> Path:
     """The directory holding ``initdb`` and ``pg_ctl``."""
     candidates: list[Path] = []
-    if os.environ.get("SUT_PG_BIN"):
-        candidates.append(Path(os.environ["SUT_PG_BIN"]))
+    if os.environ.get(PG_BIN_ENV):
+        candidates.append(Path(os.environ[PG_BIN_ENV]))
     on_path = shutil.which("pg_ctl")
     if on_path:
         candidates.append(Path(on_path).resolve().parent)

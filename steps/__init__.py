@@ -15,12 +15,12 @@ from steps import (  # noqa: F401
     database,
     drift,
     failover,
-    graduated,  # issue 12: graduated rollback (reduce, alert, roll back if the breach persists)
+    graduated,  # graduated rollback (reduce, alert, roll back if the breach persists)
     inference,
     latency,
-    lineage,  # issue 11: versions' parents, ancestors, descendants
+    lineage,  # versions' parents, ancestors, descendants
     load,
-    load_profiles,  # issue 12: load profiles, environment SLOs, latency baselines
+    load_profiles,  # load profiles, environment SLOs, latency baselines
     memory,
     memory_truth,
     network,
@@ -28,12 +28,12 @@ from steps import (  # noqa: F401
     protocol,
     readiness,
     restart,
-    rollback,  # issue 11: alert-driven and manual rollback with actor and reason
+    rollback,  # alert-driven and manual rollback with actor and reason
     rollout,
-    routed,  # issue 11: traffic with varied inputs, outputs judged against the model files
-    routing,  # issue 11: A/B, canary, shadow policies and the audit trail
-    security,  # issue 13: credentials (join token, worker token, admin token)
+    routed,  # traffic with varied inputs, outputs judged against the model files
+    routing,  # A/B, canary, shadow policies and the audit trail
+    security,  # credentials (join token, worker token, admin token)
     swap,
-    time_rules,  # issue 11: time-based routing under a shifted gateway clock
-    versions,  # issue 11: several versions loaded at once, memory freed on unload
+    time_rules,  # time-based routing under a shifted gateway clock
+    versions,  # several versions loaded at once, memory freed on unload
 )

@@ -47,7 +47,7 @@ class Case:
 
 
 CASES: tuple[Case, ...] = (
-    # -- what users fear (issue 17) -------------------------------------------------------------------
+    # -- what users fear ------------------------------------------------------------------------------
     Case("stale_model_after_swap", "hot_swap", "Swap and continuous",
          "And during the swap every request was answered successfully"),
     Case("ready_while_loading", "readiness_truth", "",
@@ -82,14 +82,14 @@ CASES: tuple[Case, ...] = (
          "Then the request in flight was answered successfully after the unload began"),
     Case("release_before_load", "protocol_repository", "loaded and users",
          "Then during the rollout every request was answered successfully", fast=False),
-    # -- versioning and routing (issue 11) -------------------------------------------------------------
+    # -- versioning and routing ------------------------------------------------------------------------
     Case("split_ignores_weights", "ab_testing", "split and honoured",
          "Then the share of answers from each version lies within the 99 % binomial interval of its weight"),
     Case("wrong_model_right_label", "ab_testing", "split and honoured",
          "And every answer's outputs are what the version that answered computes for its input"),
     Case("canary_never_rolls_back", "canary_rollout", "first and stage and fails",
          "Then within 60 seconds the canary of demo is rolled back at the 5 % stage"),
-    # -- graduated rollback (issue 12) -------------------------------------------------------------------
+    # -- graduated rollback ------------------------------------------------------------------------------
     Case("graduated_skips_reduction", "graduated_rollback", "keeps and failing",
          "Then within 60 seconds the canary of demo is rolled back after its share was reduced to 5 %"),
     Case("graduated_ignores_persistence", "graduated_rollback", "keeps and failing",
@@ -107,7 +107,7 @@ CASES: tuple[Case, ...] = (
     Case("time_rule_hour_off", "time_based_routing", "office and sharp",
          'Then requests for demo are answered by version "2" until 17:00:00'),
     Case("drops_parent", "lineage", "grandchild", 'Then the parent of demo version "2" is "1"'),
-    # -- credentials and the provider lock (issue 13) ---------------------------------------------------
+    # -- credentials and the provider lock --------------------------------------------------------------
     Case("open_registration", "security", "traffic and admin",
          "And the stranger's worker received no inference request"),
     Case("any_join_token", "security", "register and wrong",

@@ -45,7 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--step-trace", default=None, metavar="FILE", help="append one JSON line per executed step"
     )
-    # load profiles (issue 12): read by the load steps through harness.load.settings
+    # load profiles: read by the load steps through harness.load.settings
     group.addoption(
         "--load-workers",
         type=int,

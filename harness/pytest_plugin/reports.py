@@ -19,7 +19,6 @@ import json
 import math
 import os
 import signal
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -27,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from harness import cleanup
 from harness.pytest_plugin.state import run_state
 
 LOG_TAIL_SECTION = "Captured stderr log tail: "
@@ -160,14 +160,13 @@ def _report(item: pytest.Item, when: str, outcome: str, text: str | None) -> Non
 
 
 def _terminate_like_interrupt() -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+    """SIGTERM raises ``KeyboardInterrupt`` (after the registered cleanups, see :mod:`harness.cleanup`)
+    unless someone else already handles it."""
 
-        def interrupt(signum: int, frame: FrameType | None) -> None:
-            raise KeyboardInterrupt(f"signal {signum}")
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
 
-        signal.signal(signal.SIGTERM, interrupt)
+    cleanup.chain_signal(signal.SIGTERM, interrupt)
 
 
 def _junit(config: pytest.Config) -> Any:

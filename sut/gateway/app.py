@@ -78,7 +78,7 @@ class Gateway:
         )
         self.versioning = Versioning(self, config.clock_offset_s)  # policies, canary, shadow, alerts
         self._background: set[asyncio.Task[None]] = set()
-        # the provider lock of models served by several providers (issue 13); restored from the catalog
+        # the provider lock of models served by several providers; restored from the catalog
         self.failover = Failover(
             self.router,
             self.registry,

@@ -1,4 +1,4 @@
-"""The provider lock and failover (issue 13): one provider serves a model at a time, and the gateway
+"""The provider lock and failover: one provider serves a model at a time, and the gateway
 moves the lock on explicit, counted failures.
 
 * Configuring a model's providers (``PUT /admin/models/{m}/providers``) gives the lock to the first one

@@ -1,4 +1,4 @@
-"""The gateway's feature log (issue 7): the inputs of every served request, with the version that
+"""The gateway's feature log: the inputs of every served request, with the version that
 answered, and the labelled outcomes posted back for the same request ids.
 
 The hot path only appends a tuple to an in-memory buffer (:meth:`FeatureLog.record`); a writer thread

@@ -1,4 +1,4 @@
-"""Providers of a model (issue 13): who may serve it, in priority order, and how their failures count.
+"""Providers of a model: who may serve it, in priority order, and how their failures count.
 
 A provider is a named upstream: a ``pool`` of our workers (those registered with ``--pool NAME``) or an
 ``external`` V2 server (a base URL). One of them holds the model's lock at a time (``failover.py``).

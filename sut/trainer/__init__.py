@@ -1,1 +1,1 @@
-"""The trainer: drift monitoring and automatic retraining (issue 7)."""
+"""The trainer: drift monitoring and automatic retraining."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -53,3 +56,34 @@ def test_missing_artifact_names_no_file(tmp_path: Path) -> None:
     assert not (tmp_path / uri).exists()
     art = missing_artifact(tmp_path, "demo", "9")
     assert art.artifact_uri == uri and not art.path.exists() and art.size_bytes == 0
+
+
+CACHE_OWNER = """
+import os, signal, sys
+from pathlib import Path
+from fixtures import models
+models.demo_versions(Path(sys.argv[1]), ("1",))
+print(models._cache_dir, flush=True)
+{ending}
+"""
+
+
+@pytest.mark.parametrize(
+    ("ending", "expected_rc"),
+    [("pass", 0), ("os.kill(os.getpid(), signal.SIGTERM)", -signal.SIGTERM)],
+    ids=["exit", "sigterm"],
+)
+def test_the_cache_directory_is_removed_when_its_process_ends(
+    tmp_path: Path, subprocess_env: dict[str, str], ending: str, expected_rc: int
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", CACHE_OWNER.format(ending=ending), str(tmp_path)],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == expected_rc, proc.stderr
+    cache = Path(proc.stdout.strip())
+    assert cache.name.startswith("servingbdd-artifacts-") and not cache.exists()
+    assert (tmp_path / "demo" / "1" / "model.onnx").is_file()  # the scenario's copy is not the cache's

@@ -71,7 +71,7 @@ def test_killing_a_server_that_is_not_running_says_so(server: PostgresServer) ->
 
 
 def test_missing_binaries_name_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    monkeypatch.setenv("SUT_PG_BIN", str(tmp_path))
+    monkeypatch.setenv("SERVINGBDD_PG_BIN", str(tmp_path))
     assert find_bin_dir() != tmp_path  # the real ones are still found elsewhere
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr("harness.postgres.Path.glob", lambda self, pattern: iter(()))

@@ -1,4 +1,4 @@
-"""The gateway's feature log (issue 7): served inputs with the answering version, labels posted back."""
+"""The gateway's feature log: served inputs with the answering version, labels posted back."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 Every answer must be 2xx, or 4xx with a JSON ``{"error": "..."}``; never a 5xx (a 5xx from a healthy
 cluster to a client's malformed request is a bug), and the gateway must still answer valid requests
-afterwards. The examples per group scale with ``SUT_FUZZ_EXAMPLES`` (default 150); the last test prints
-how many cases ran (``pytest -s`` shows it).
+afterwards. The examples per group scale with ``SERVINGBDD_FUZZ_EXAMPLES`` (default 150); the last test
+prints how many cases ran (``pytest -s`` shows it).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from sut.demo_models import build_demo
 
-EXAMPLES = int(os.environ.get("SUT_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("SERVINGBDD_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,

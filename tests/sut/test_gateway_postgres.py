@@ -15,7 +15,7 @@ from gateway_fixtures import Cluster, free_port
 
 from sut.demo_models import build_demo
 
-PG_BIN = Path(os.environ.get("SUT_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_BIN = Path(os.environ.get("SERVINGBDD_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 pytestmark = [
     pytest.mark.slow,

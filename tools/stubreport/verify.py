@@ -122,7 +122,7 @@ PLUGIN = """
 import json, os
 import pytest
 
-_OUT = os.environ["STUB_REPORT_LOOKUP"]
+_OUT = os.environ["SERVINGBDD_STUB_REPORT_LOOKUP"]
 _seen = {"steps": [], "definitions": [], "errors": []}
 
 
@@ -179,7 +179,7 @@ def run_pytest_bdd(suite: Path, python: str, args: list[str]) -> tuple[Counts, d
         out = Path(tmp) / "lookup.json"
         env = {
             **os.environ,
-            "STUB_REPORT_LOOKUP": str(out),
+            "SERVINGBDD_STUB_REPORT_LOOKUP": str(out),
             "PYTHONPATH": tmp + os.pathsep + os.environ.get("PYTHONPATH", ""),
         }
         command = [
