@@ -31,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "tests" / "mutants"
+SHARED = MUTANTS / "_shared"  # what several mutants import (tests/mutants/_shared/mutant_patch.py)
 TIMEOUT_S = 600
 
 
@@ -174,7 +175,7 @@ def run_case(case: Case, *, mutant: bool, backend: str = "local") -> Outcome:
         directory = MUTANTS / case.mutant
         if not (directory / "sitecustomize.py").is_file():
             return Outcome(case, mutant, 0.0, error=f"no mutant at {directory}")
-        env["SERVINGBDD_SUT_PYTHONPATH"] = str(directory)
+        env["SERVINGBDD_SUT_PYTHONPATH"] = os.pathsep.join((str(directory), str(SHARED)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         junit = Path(tmp) / "junit.xml"

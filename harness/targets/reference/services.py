@@ -5,9 +5,9 @@ Dockerfiles cannot disagree about how a service is started. Tokens go into the e
 command line visible in ``ps``. Docker images are built from ``fixtures/docker/Dockerfile.<kind>`` with the
 ``sut`` package source and the packages each service imports.
 
-``SERVINGBDD_SUT_PYTHONPATH`` names a directory put first on every service's ``PYTHONPATH`` (bind-mounted
-into containers): a ``sitecustomize.py`` there patches the cluster at start-up. ``tests/mutants/`` uses it
-to prove that the features fail on a broken cluster.
+``SERVINGBDD_SUT_PYTHONPATH`` names directories (separated like ``PYTHONPATH``) put first on every
+service's ``PYTHONPATH`` (bind-mounted into containers): a ``sitecustomize.py`` there patches the cluster
+at start-up. ``tests/mutants/`` uses it to prove that the features fail on a broken cluster.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ SRC_ROOT = Path(sut.__file__).resolve().parent.parent  # so `python -m sut.*` im
 SUT_DIR = SRC_ROOT / "sut"
 SUT_PYTHONPATH_ENV = "SERVINGBDD_SUT_PYTHONPATH"
 ARTIFACTS = "/artifacts"
-PATCH_DIR = "/opt/servingbdd-patch"  # where the SERVINGBDD_SUT_PYTHONPATH directory is mounted
+PATCH_DIR = "/opt/servingbdd-patch"  # the SERVINGBDD_SUT_PYTHONPATH directories are mounted at PATCH_DIR/<i>
 PORTS = {"gateway": 8000, "worker": 8001, "trainer": 8002}  # inside containers
 
 _COMMON = ("fastapi", "uvicorn", "httpx", "numpy", "prometheus-client")
@@ -49,9 +49,14 @@ IMAGES = {
 }  # fmt: skip
 
 
-def _patch_dir() -> Path | None:
-    extra = os.environ.get(SUT_PYTHONPATH_ENV, "").strip()
-    return Path(extra).resolve() if extra else None
+def _patch_dirs() -> list[Path]:
+    """The directories of ``SERVINGBDD_SUT_PYTHONPATH`` (separated like ``PYTHONPATH``), in order."""
+    extra = os.environ.get(SUT_PYTHONPATH_ENV, "")
+    return [Path(part.strip()).resolve() for part in extra.split(os.pathsep) if part.strip()]
+
+
+def _inside(index: int) -> str:
+    return f"{PATCH_DIR}/{index}"
 
 
 def _env(spec: ClusterSpec, *, token: bool) -> dict[str, str]:
@@ -68,20 +73,18 @@ def _mounts(spec: ClusterSpec, artifacts_mode: str, secrets: Path | None = None)
     mounts = [Mount(Path(spec.artifact_root), ARTIFACTS, artifacts_mode)]
     if secrets is not None:
         mounts.append(Mount(secrets, str(CONTAINER_DIR), "ro"))
-    patch = _patch_dir()
-    if patch is not None:
-        mounts.append(Mount(patch, PATCH_DIR, "ro"))
+    mounts += [Mount(patch, _inside(index), "ro") for index, patch in enumerate(_patch_dirs())]
     return mounts
 
 
 def _python_path(placement: Placement) -> list[str]:
     """``env PYTHONPATH=...`` before the command: a local process imports this checkout (a container, the
-    image's /app); a patch directory comes first."""
-    patch = _patch_dir()
+    image's /app); the patch directories come first."""
+    patches = _patch_dirs()
     if placement.python == "python":  # in a container
-        parts = [PATCH_DIR, "/app"] if patch else ["/app"]
+        parts = [*(_inside(index) for index in range(len(patches))), "/app"]
     else:
-        parts = [str(patch), str(SRC_ROOT)] if patch else [str(SRC_ROOT)]
+        parts = [*(str(patch) for patch in patches), str(SRC_ROOT)]
     return ["env", f"PYTHONPATH={os.pathsep.join(parts)}"]
 
 

@@ -1,27 +1,9 @@
 """Mutant: the gateway's model readiness asks the catalog, not the workers: a model is "ready" while the
 catalog knows its version, also after it was unloaded everywhere."""
 
+from mutant_patch import mutate
 
-def _mutate(module: str, old: str, new: str) -> None:
-    """Import ``module`` from its own source with ``old`` replaced by ``new`` (exactly one occurrence);
-    a service whose source no longer has ``old`` exits at once, so a stale mutant cannot pass silently."""
-    import importlib.util
-    import os
-    import sys
-
-    spec = importlib.util.find_spec(module)
-    source = spec.loader.get_source(module)
-    if source.count(old) != 1:
-        sys.stderr.write(f"mutant: {old!r} is not once in {module}: update the mutant\n")
-        os._exit(97)
-    mutated = importlib.util.module_from_spec(spec)
-    sys.modules[module] = mutated
-    exec(compile(source.replace(old, new), spec.origin, "exec"), mutated.__dict__)
-    parent, _, child = module.rpartition(".")
-    setattr(sys.modules[parent], child, mutated)
-
-
-_mutate(
+mutate(
     "sut.gateway.app",
     "holders = [w.id for w in gw.registry.holders(model, resolved) if w.healthy]",
     "holders = [w.id for w in gw.registry.workers.values() if w.healthy]",

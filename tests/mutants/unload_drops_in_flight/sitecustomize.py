@@ -1,24 +1,7 @@
 """Mutant: an unload drops the requests in flight: the gateway no longer waits for its requests on the
 model, and a worker releases the model at once, failing the requests still running on it."""
 
-
-def _mutate(module: str, old: str, new: str) -> None:
-    """Import ``module`` from its own source with ``old`` replaced by ``new`` (exactly one occurrence);
-    a service whose source no longer has ``old`` exits at once, so a stale mutant cannot pass silently."""
-    import importlib.util
-    import os
-    import sys
-
-    spec = importlib.util.find_spec(module)
-    source = spec.loader.get_source(module)
-    if source.count(old) != 1:
-        sys.stderr.write(f"mutant: {old!r} is not once in {module}: update the mutant\n")
-        os._exit(97)
-    mutated = importlib.util.module_from_spec(spec)
-    sys.modules[module] = mutated
-    exec(compile(source.replace(old, new), spec.origin, "exec"), mutated.__dict__)
-    parent, _, child = module.rpartition(".")
-    setattr(sys.modules[parent], child, mutated)
+from mutant_patch import mutate
 
 
 def _worker_drops_in_flight() -> None:
@@ -46,7 +29,7 @@ def _worker_drops_in_flight() -> None:
     LoadedVersion.run, ModelStore.unload = run, unload
 
 
-_mutate(
+mutate(
     "sut.gateway.swap",
     "                await self.router.in_flight.wait_idle((model, version), self.drain_timeout)\n",
     "",
