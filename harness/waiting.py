@@ -5,7 +5,8 @@ service's log tail, when a watched service has exited: a service that died at st
 a fraction of a second instead of after the timeout. Backends wait for health endpoints with it, targets
 for registrations, steps for the states they promise ("within 3 seconds the gateway lists 2 workers").
 (The shape follows testcontainers' wait strategies: a probe against a small protocol, shared by every
-backend.)
+backend.) :func:`during` is the other way round: a state that must hold for a whole window, failing at the
+first probe that breaks it.
 """
 
 from __future__ import annotations
@@ -94,6 +95,37 @@ def poll(probe: Callable[[], T], done: Callable[[T], bool], *, timeout: float, i
         result = probe()
         if done(result) or time.monotonic() >= deadline:
             return result
+        time.sleep(interval)
+
+
+def during(
+    probe: Callable[[], T],
+    check: Callable[[T], bool] = lambda _: True,
+    *,
+    seconds: float,
+    what: str,
+    interval: float = 0.1,
+    seen: Callable[[T], str] = repr,
+) -> list[T]:
+    """Call ``probe`` for ``seconds`` (at once, every ``interval``, and once more at the end); every
+    result must pass ``check``: a state that must hold for a whole window ("the registry stays unchanged
+    for 3 heartbeats"). Returns the results in order, so the default ``check`` collects a window's samples.
+
+    Raises :class:`AssertionError` at the first result failing ``check``, naming ``what`` (the state that
+    had to hold), when it broke and the result (through ``seen``).
+    """
+    began = time.monotonic()
+    results: list[T] = []
+    while True:
+        result = probe()
+        results.append(result)
+        if not check(result):
+            raise AssertionError(
+                f"{what} did not hold for {seconds:g} s: it broke after {time.monotonic() - began:.2f} s; "
+                f"seen: {seen(result)}"
+            )
+        if time.monotonic() - began >= seconds:
+            return results
         time.sleep(interval)
 
 

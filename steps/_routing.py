@@ -3,18 +3,21 @@ canary limits, and the instants and measurements later steps judge (one state pe
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from scipy.stats import binom
 
 from harness.drivers.routed_traffic import Routed, RoutedTraffic
 from harness.oracle import Oracle, mismatches
+from harness.waiting import poll
 from harness.world import World
+
+T = TypeVar("T")
 
 #: A canary's statuses while it gets traffic (``reduced``: a graduated rollback lowered its share).
 CANARY_LIVE = ("running", "reduced")
@@ -84,16 +87,24 @@ def check_outputs(world: World, model: str, picked: list[Routed]) -> None:
     print(f"outputs checked against the model files: {checked} answers")
 
 
+def policy_when(
+    world: World, model: str, done: Callable[[dict[str, Any]], bool], timeout: float, interval: float
+) -> dict[str, Any]:
+    """The routing policy of ``model`` (``{}`` without one) once ``done`` holds on it, else the last one
+    seen when ``timeout`` has passed (for the step's assertion to describe)."""
+    return poll(
+        lambda: world.gateway.routing(model).get("policy") or {}, done, timeout=timeout, interval=interval
+    )
+
+
 def canary_done(world: World, model: str, status: str, timeout: float) -> dict[str, Any]:
     """Wait until the canary of ``model`` has ended (neither running nor reduced, and stored); print its
     judgments; it must have ended as ``status``. Kept for the steps that judge its history."""
 
-    def probe() -> dict[str, Any] | None:
-        policy = world.gateway.routing(model).get("policy") or {}
-        live = policy.get("status") in CANARY_LIVE or not policy.get("stored", True)
-        return None if live else policy
+    def ended(policy: dict[str, Any]) -> bool:  # {}: no policy (yet), not an ended canary
+        return bool(policy) and policy.get("status") not in CANARY_LIVE and bool(policy.get("stored", True))
 
-    policy = wait_until(probe, timeout, interval=0.25) or world.gateway.routing(model).get("policy") or {}
+    policy = policy_when(world, model, ended, timeout, interval=0.25)
     history = [(h.get("share"), h.get("verdict"), h.get("requests"), h.get("error_rate"), h.get("p99_ms"))
                for h in policy.get("history", [])]  # fmt: skip
     print(
@@ -123,11 +134,7 @@ def audit_entries(world: World, model: str, action: str) -> list[dict[str, Any]]
     return [e for e in world.gateway.audit() if e.get("model") == model and e.get("action") == action]
 
 
-def wait_until(probe: Any, timeout: float, interval: float = 0.1) -> Any:
-    """Call ``probe`` until it returns something truthy or ``timeout`` passes; its last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result or time.monotonic() >= deadline:
-            return result
-        time.sleep(interval)
+def wait_until(probe: Callable[[], T], timeout: float, interval: float = 0.1) -> T:
+    """``harness.waiting.poll`` until ``probe`` returns something truthy; kept for steps/routing.py and
+    steps/rollback.py (new code calls ``harness.waiting`` itself)."""
+    return poll(probe, bool, timeout=timeout, interval=interval)

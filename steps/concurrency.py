@@ -12,6 +12,7 @@ from harness.load.burst import send_burst
 from harness.load.sender import Sent
 from harness.slo import LatencySummary
 from harness.steps_registry import given, then, when
+from harness.waiting import during, poll
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 
@@ -36,13 +37,15 @@ def workers_start_while_gateway_paused(world: World, count: int) -> None:
     # Booting dozens of workers at once on a small machine takes longer than the usual wait for one.
     names = set(world.add_workers(count, wait=False, boot_timeout=BOOT_TIMEOUT_S))
     pending = {w.name: WorkerProbe(w.name, w.url) for w in world.running_workers() if w.name in names}
-    deadline = time.monotonic() + BOOT_TIMEOUT_S
-    while pending and time.monotonic() < deadline:
+
+    def still_booting() -> dict[str, WorkerProbe]:
+        """The new workers that have not answered on their own port yet (each answer is kept)."""
         for name, probe in list(pending.items()):
             if probe.status() is not None:
                 del pending[name]
-        if pending:
-            time.sleep(0.5)
+        return pending
+
+    poll(still_booting, lambda booting: not booting, timeout=BOOT_TIMEOUT_S, interval=0.5)
     running = {w.name for w in world.running_workers()}
     dead = sorted(names - running)
     assert not dead, f"expected {count} new workers to run, {len(dead)} exited: {dead[:5]}"
@@ -77,21 +80,23 @@ def registry_stable(world: World, beats: int) -> None:
     def snapshot() -> dict[str, str]:
         return {str(w.get("id")): str(w.get("name")) for w in world.gateway.workers()}
 
-    _wait_until_settled(world)
-    before = snapshot()
-    deadline = time.monotonic() + beats * interval
-    while True:  # observed every half interval, so an entry dropped and restored in between is seen too
-        time.sleep(interval / 2)
-        after = snapshot()
+    def changes(after: dict[str, str]) -> str:
         gone = {i: n for i, n in before.items() if i not in after}
         new = {i: n for i, n in after.items() if i not in before}
         renamed = {i: (before[i], after[i]) for i in before.keys() & after.keys() if before[i] != after[i]}
-        assert not gone and not new and not renamed, (
-            f"expected the registry of {len(before)} workers to stay unchanged for {beats} heartbeats; "
-            f"ids gone {gone}, new ids {new}, ids that changed worker {renamed}"
-        )
-        if time.monotonic() >= deadline:
-            return
+        return f"ids gone {gone}, new ids {new}, ids that changed worker {renamed}"
+
+    _wait_until_settled(world)
+    before = snapshot()
+    # observed every half interval, so an entry dropped and restored in between is seen too
+    during(
+        snapshot,
+        lambda after: after == before,
+        seconds=beats * interval,
+        interval=interval / 2,
+        what=f"the registry of {len(before)} workers unchanged ({beats} heartbeats)",
+        seen=changes,
+    )
 
 
 #: How long registrations may take to settle (a worker whose registration timed out while the gateway was
@@ -102,23 +107,21 @@ SETTLE_S = 30.0
 def _wait_until_settled(world: World) -> None:
     """Until every running worker knows the id the gateway lists it under (its own ``/worker/status``):
     no registration is still in flight, so the registry should not change any more."""
-    deadline = time.monotonic() + SETTLE_S
-    while True:
+
+    def unsettled() -> list[str]:
         listed = {str(w.get("name")): str(w.get("id")) for w in world.gateway.workers()}
-        unsettled = []
+        found = []
         for info in world.running_workers():
             status = WorkerProbe(info.name, info.url).status() or {}
             if str(status.get("worker_id")) != listed.get(info.name):
-                unsettled.append(
-                    f"{info.name} says {status.get('worker_id')}, listed {listed.get(info.name)}"
-                )
-        if not unsettled:
-            return
-        assert time.monotonic() < deadline, (
-            f"registrations did not settle within {SETTLE_S:g} s: {len(unsettled)} workers do not know "
-            f"the id the gateway lists them under, e.g. {unsettled[:3]}"
-        )
-        time.sleep(0.5)
+                found.append(f"{info.name} says {status.get('worker_id')}, listed {listed.get(info.name)}")
+        return found
+
+    left = poll(unsettled, lambda found: not found, timeout=SETTLE_S, interval=0.5)
+    assert not left, (
+        f"registrations did not settle within {SETTLE_S:g} s: {len(left)} workers do not know "
+        f"the id the gateway lists them under, e.g. {left[:3]}"
+    )
 
 
 def _served(world: World, model: str) -> int | None:

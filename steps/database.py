@@ -140,19 +140,20 @@ def backed_up(world: World) -> None:
     version, alias and audit entry it lists now, read from the file) and the gateway has stopped backing
     up (its last backup time unchanged for ``BACKUP_SETTLE_S``): a later backup would silently replace a
     copy the scenario damages next."""
-    deadline = time.monotonic() + 20.0
-    problem: str | None = "not checked yet"
-    while time.monotonic() < deadline:
-        health = _catalog_health(world) or {}
-        stamp = health.get("last_backup_at")
-        problem = _backup_lacks(world) if stamp else "the gateway reports no backup yet"
-        if problem is None:
-            time.sleep(BACKUP_SETTLE_S)
-            if (_catalog_health(world) or {}).get("last_backup_at") == stamp and _backup_lacks(world) is None:
-                return
-            problem = "the gateway took another backup meanwhile"
-        time.sleep(0.2)
-    raise AssertionError(f"expected a settled backup holding every acknowledged write within 20 s: {problem}")
+
+    def problem() -> str | None:
+        """What keeps the backup from being settled and complete (None: nothing)."""
+        stamp = (_catalog_health(world) or {}).get("last_backup_at")
+        lacks = _backup_lacks(world) if stamp else "the gateway reports no backup yet"
+        if lacks is not None:
+            return lacks
+        time.sleep(BACKUP_SETTLE_S)
+        if (_catalog_health(world) or {}).get("last_backup_at") == stamp and _backup_lacks(world) is None:
+            return None
+        return "the gateway took another backup meanwhile"
+
+    last = poll(problem, lambda p: p is None, timeout=20.0, interval=0.2)
+    assert last is None, f"expected a settled backup holding every acknowledged write within 20 s: {last}"
 
 
 #: Three of the gateway's database checks (0.5 s apart): a pending write would have been backed up.

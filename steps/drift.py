@@ -23,6 +23,7 @@ from fixtures.data import baseline, drifted
 from harness.steps_registry import given, parse_type, then, when
 from harness.targets.reference import TrainerSpec
 from harness.targets.reference.traffic import TrafficDriver, TrafficReport
+from harness.waiting import poll, until
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps.cluster import start_cluster
@@ -146,20 +147,15 @@ def keep_sending_drifted(world: World, feature: int, shift: float, model: str, l
     state.first_drifted_at = time.time()
     state.model = model
     state.traffic.start(model, data, labels=labels, batch=BATCH_ROWS)
-    _wait("the drifted traffic's first answer", lambda: state.traffic.report.requests > 0, 30.0, 0.05)
+    until(
+        lambda: state.traffic.report.requests,
+        timeout=30.0,
+        what="the drifted traffic's first answer",
+        seen=lambda n: f"{n} requests completed",
+    )
 
 
 # -- Then: the trainer's verdicts and runs ---------------------------------------------------------------
-def _wait(what: str, probe, timeout: float, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
-        time.sleep(interval)
-
-
 def _feature_table(features: list[dict[str, Any]]) -> str:
     return ", ".join(
         f"feature {f['feature']}: PSI {f['psi']:.3f}, KS {f['ks_statistic']:.3f} (p={f['ks_p_value']:.2g})"
@@ -180,14 +176,21 @@ def reports_no_drift(world: World, model: str) -> None:
     spec = _trainer_spec(world)
     expected_rows = min(state.rows_sent, spec.window)
 
-    def judged() -> dict | None:
-        verdict = world.trainer.drift(model)
-        fresh = (
-            verdict and verdict["at"] > state.sent_until and verdict.get("window_size", 0) >= expected_rows
+    def fresh(verdict: dict | None) -> bool:
+        return (
+            bool(verdict)
+            and verdict["at"] > state.sent_until
+            and verdict.get("window_size", 0) >= expected_rows
         )
-        return verdict if fresh else None
 
-    verdict = _wait(f"a drift verdict on {model} over {expected_rows} rows", judged, RUN_TIMEOUT_S)
+    verdict = until(
+        lambda: world.trainer.drift(model),
+        fresh,
+        timeout=RUN_TIMEOUT_S,
+        interval=0.2,
+        what=f"a drift verdict on {model} over {expected_rows} rows judged after the last row was sent",
+        seen=lambda v: f"verdict {v}" if v else "no verdict",
+    )
     state.figures["verdict"] = verdict
     assert verdict["decision"] == "no_drift", (
         f"expected no drift for {model}, the trainer decided {verdict['decision']!r} "
@@ -214,7 +217,7 @@ def reports_drift_on(world: World, feature: int, model: str) -> None:
         verdict = world.trainer.drift(model)
         return {"source": "verdict", **verdict} if verdict and verdict["decision"] == "drift" else None
 
-    verdict = _wait(f"the trainer to report drift on {model}", seen, RUN_TIMEOUT_S)
+    verdict = until(seen, timeout=RUN_TIMEOUT_S, interval=0.2, what=f"the trainer to report drift on {model}")
     state.figures["drift"] = verdict
     assert verdict["drifted_features"] == [feature], (
         f"expected drift on feature {feature} only, the trainer flagged {verdict['drifted_features']}: "
@@ -237,11 +240,18 @@ def no_run(world: World, model: str) -> None:
 
 
 def _finished_run(world: World, model: str) -> dict[str, Any]:
-    def finished() -> dict | None:
-        done = [r for r in world.trainer.runs(model) if r["status"] != "running"]
-        return done[0] if done else None
+    def finished(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in runs if r["status"] != "running"]
 
-    return _wait(f"a retraining run of {model} to finish", finished, RUN_TIMEOUT_S)
+    runs = until(
+        lambda: world.trainer.runs(model),
+        lambda runs: bool(finished(runs)),
+        timeout=RUN_TIMEOUT_S,
+        interval=0.2,
+        what=f"a retraining run of {model} to finish",
+        seen=lambda runs: f"runs {[(r.get('id'), r['status']) for r in runs]}",
+    )
+    return finished(runs)[0]
 
 
 @then(
@@ -333,13 +343,15 @@ def traffic_answered_by(world: World, version: str, seconds: float) -> None:
         "no drifted traffic was started (missing a 'When users keep sending' step?)"
     )
     report = state.traffic.report
-    _wait(
-        f"an answer from version {version!r} to the labelled traffic",
+    poll(
         lambda: version in report.first_answer_at or not state.traffic.running,
-        seconds,
+        bool,
+        timeout=seconds,
+        interval=0.2,
     )
     assert version in report.first_answer_at, (
-        f"the traffic never got an answer from version {version!r}; it saw {sorted(report.first_answer_at)}"
+        f"the traffic got no answer from version {version!r} within {seconds:g} s"
+        f"{'' if state.traffic.running else ' (it stopped)'}; it saw {sorted(report.first_answer_at)}"
     )
     elapsed = report.first_answer_at[version] - (state.first_drifted_at or report.first_sent_at or 0.0)
     assert elapsed <= seconds, (

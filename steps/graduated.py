@@ -11,7 +11,7 @@ from typing import Any
 from harness.steps_registry import given, then
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
-from steps._routing import answers, audit_entries, canary_done, gateway_time, state, wait_until
+from steps._routing import answers, audit_entries, canary_done, gateway_time, policy_when, state
 
 
 @given(
@@ -41,11 +41,10 @@ def reduced(world: World, seconds: int, model: str, share: float) -> None:
     clients' share of canary answers while reduced is judged by ``at each stage the canary's share ...``."""
     began = time.time()
 
-    def probe() -> dict[str, Any] | None:
-        policy = world.gateway.routing(model).get("policy") or {}
-        return policy if policy.get("status") == "reduced" and policy.get("stored") else None
+    def is_reduced(policy: dict[str, Any]) -> bool:
+        return policy.get("status") == "reduced" and bool(policy.get("stored"))
 
-    policy = wait_until(probe, seconds, interval=0.1) or world.gateway.routing(model).get("policy") or {}
+    policy = policy_when(world, model, is_reduced, seconds, interval=0.1)
     assert policy.get("status") == "reduced", (
         f"expected the canary of {model} reduced within {seconds} s; it is {policy.get('status')!r} "
         f"(reason {policy.get('reason')!r}; judgments: {_judgments(policy)})"
@@ -65,13 +64,11 @@ def recovered(world: World, seconds: int, model: str, share: float) -> None:
     """A window at the reduced share no longer breached: the canary runs again at the stage it was reduced
     from (the gateway's stored state and a ``recover`` judgment say so)."""
 
-    def probe() -> dict[str, Any] | None:
-        policy = world.gateway.routing(model).get("policy") or {}
-        history = policy.get("history") or [{}]
-        back = any(h.get("verdict") == "recover" for h in history) and policy.get("stored")
-        return policy if back else None
+    def is_back(policy: dict[str, Any]) -> bool:
+        history = policy.get("history") or []
+        return any(h.get("verdict") == "recover" for h in history) and bool(policy.get("stored"))
 
-    policy = wait_until(probe, seconds, interval=0.1) or world.gateway.routing(model).get("policy") or {}
+    policy = policy_when(world, model, is_back, seconds, interval=0.1)
     verdicts = [h.get("verdict") for h in policy.get("history", [])]
     assert "recover" in verdicts, (
         f"expected the canary of {model} to recover within {seconds} s; it is {policy.get('status')!r} "

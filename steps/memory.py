@@ -5,13 +5,12 @@ Sizes are decimal: 1 MB = 1,000,000 bytes (the worker's budget and its messages 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from fixtures.large_models import large_model
 from harness.drivers.worker import WorkerProbe
 from harness.steps_registry import given, then
+from harness.waiting import poll
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps._support import kept_answer
@@ -98,10 +97,12 @@ def worker_oom_killed(world: World) -> None:
     """The limited worker's process is gone, killed by the kernel's OOM killer (local: SIGKILL and the
     cgroup's oom_kill counter; docker: exit 137 and OOMKilled), not by anyone else."""
     name, _, limit, mechanism = _limited_worker(world)
-    deadline = time.monotonic() + KILL_WAIT_S
-    while any(w.name == name for w in world.running_workers()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    still_running = any(w.name == name for w in world.running_workers())
+    still_running = poll(
+        lambda: any(w.name == name for w in world.running_workers()),
+        lambda running: not running,
+        timeout=KILL_WAIT_S,
+        interval=0.2,
+    )
     assert not still_running, (
         f"expected the kernel to kill {name} (limited to {limit // MB} MB by {mechanism}); "
         f"it still runs after {KILL_WAIT_S:g} s"

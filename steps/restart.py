@@ -17,6 +17,7 @@ from fixtures.models import build_slow_model, rows_for
 from harness import trace
 from harness.drivers.v2 import Answer
 from harness.steps_registry import given, then, when
+from harness.waiting import poll
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps.network import probe
@@ -84,14 +85,16 @@ def long_request_in_flight(world: World, model: str, seconds: int) -> None:
     request.thread.start()
     world.defer("wait for the long request", lambda: request.thread.join(timeout=seconds * 4 + 35.0))
 
-    deadline = time.monotonic() + IN_FLIGHT_WAIT_S
-    while request.worker is None and request.answered_at is None and time.monotonic() < deadline:
-        for info in world.running_workers():
-            if probe(world, info.name).in_flight() > 0:
-                request.worker = info.name
-                break
-        else:
-            time.sleep(0.05)
+    def busy_worker() -> str | None:
+        """The first running worker that reports a request in flight."""
+        return next((i.name for i in world.running_workers() if probe(world, i.name).in_flight() > 0), None)
+
+    request.worker = poll(
+        busy_worker,
+        lambda busy: busy is not None or request.answered_at is not None,
+        timeout=IN_FLIGHT_WAIT_S,
+        interval=0.05,
+    )
     assert request.answered_at is None, (
         f"expected a {rows}-row batch to take about {seconds} s, it was answered already: "
         f"{request.answer.status if request.answer else '?'} after "

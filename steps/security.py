@@ -21,6 +21,7 @@ import pytest
 from harness.drivers.gateway import Answer
 from harness.drivers.worker import WorkerProbe
 from harness.steps_registry import given, parse_type, then, when
+from harness.waiting import during
 from harness.world import World
 from steps import (
     network,  # noqa: F401  (registers the WorkerName type used below)
@@ -474,15 +475,14 @@ def keeps_registration(world: World, worker: str, beats: int) -> None:
     expired, no re-registration under a new id)."""
     state = _security(world)
     before = state.ids_before.get(worker) or _worker_id(world, worker)
-    deadline = time.monotonic() + beats * _spec(world).heartbeat_interval
-    while True:
-        entry = _listed(world).get(worker)
-        assert entry is not None and str(entry["id"]) == before and entry.get("healthy"), (
-            f"expected {worker} to stay listed and healthy as {before}; the gateway lists {entry}"
-        )
-        if time.monotonic() >= deadline:
-            return
-        time.sleep(0.2)
+    during(
+        lambda: _listed(world).get(worker),
+        lambda entry: entry is not None and str(entry["id"]) == before and bool(entry.get("healthy")),
+        seconds=beats * _spec(world).heartbeat_interval,
+        interval=0.2,
+        what=f"{worker} listed and healthy as {before}",
+        seen=lambda entry: f"the gateway lists {entry}",
+    )
 
 
 @then(

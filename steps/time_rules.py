@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 import parse
 
 from harness.steps_registry import given, parse_type, then, when
+from harness.waiting import during, poll
 from harness.world import World
-from steps._routing import gateway_time, state, wait_until
+from steps._routing import gateway_time, state
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SHORT = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -124,7 +125,9 @@ def _wait_for_workers(world: World) -> None:
         held = [{str(m["version"]) for m in w.get("models", []) if m.get("name") == model} for w in listed]
         return len(listed) >= len(world.running_workers()) and all(needed <= h for h in held)
 
-    assert wait_until(ready, 60.0, 0.2), "the workers did not register again with the restarted gateway"
+    assert poll(ready, bool, timeout=60.0, interval=0.2), (
+        "the workers did not register again with the restarted gateway"
+    )
 
 
 @then(
@@ -149,10 +152,17 @@ def switch_at(world: World, model: str, before: str, clock: tuple, after: str) -
     wait = boundary - (time.time() + offset)
     assert wait > 1.0, f"the gateway's clock is already {-wait:.1f} s past the boundary: set it earlier"
     assert wait < 120, f"the boundary is {wait:.0f} s away by the gateway's clock: set the clock closer"
-    seen: list[tuple[float, str | None, int]] = []
-    while time.time() + offset < boundary + 2.0:
+
+    def ask() -> tuple[float, str | None, int]:
+        """(when it was sent by the gateway's clock, version, status) of one request."""
         answer = world.gateway.infer(model)
-        seen.append((time.time() + offset - answer.latency_s, answer.model_version, answer.status))
+        return time.time() + offset - answer.latency_s, answer.model_version, answer.status
+
+    # requests one after the other until 2 s past the boundary: the window's length is read off the
+    # gateway's clock once (client wall clock + offset), then timed on the monotonic clock
+    seen = during(
+        ask, seconds=boundary + 2.0 - (time.time() + offset), what="requests around the boundary", interval=0
+    )
     early = [(t, v, s) for t, v, s in seen if t < boundary - EDGE_S]
     late = [(t, v, s) for t, v, s in seen if t > boundary + EDGE_S]
     print(

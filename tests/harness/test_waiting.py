@@ -16,7 +16,7 @@ import pytest
 from harness.backends.base import ServiceSpec
 from harness.backends.local import LocalBackend
 from harness.processes import free_port
-from harness.waiting import ServiceExited, WaitTimeout, Watch, http_ok, log_tail, poll, until
+from harness.waiting import ServiceExited, WaitTimeout, Watch, during, http_ok, log_tail, poll, until
 
 
 class _Counter:
@@ -76,6 +76,47 @@ def test_poll_returns_the_last_result_instead_of_raising() -> None:
     result = poll(late, lambda n: False, timeout=0.2, interval=0.02)
     assert result == late.calls >= 2
     assert 0.2 <= time.monotonic() - began < 2.0
+
+
+def test_during_probes_for_the_whole_window_and_returns_every_result() -> None:
+    probe = _Counter()
+    began = time.monotonic()
+    results = during(probe, lambda n: n > 0, seconds=0.2, what="a positive count", interval=0.02)
+    took = time.monotonic() - began
+    assert 0.2 <= took < 2.0
+    assert results == list(range(1, probe.calls + 1)), "every result, in order"
+    assert probe.calls >= 3, "called at once, every interval and once more at the end"
+
+
+def test_during_without_a_check_collects_the_window() -> None:
+    assert during(lambda: "sample", seconds=0.0, what="one sample") == ["sample"]
+
+
+def test_during_fails_at_the_first_result_that_breaks_the_state() -> None:
+    probe = _Counter()
+    began = time.monotonic()
+    with pytest.raises(AssertionError) as raised:
+        during(
+            probe,
+            lambda n: n < 3,
+            seconds=30,
+            what="fewer than 3 calls",
+            interval=0.01,
+            seen=lambda n: f"{n} calls",
+        )
+    assert time.monotonic() - began < 5, "a broken state ends the window at once, not at its end"
+    assert probe.calls == 3
+    message = str(raised.value)
+    assert message.startswith("fewer than 3 calls did not hold for 30 s: it broke after ")
+    assert message.endswith("; seen: 3 calls")
+
+
+def test_during_shows_the_breaking_result_by_default() -> None:
+    answers = iter([{"id": "w1"}, {"id": "w1"}, None])
+    with pytest.raises(AssertionError, match=r"seen: None$"):
+        during(
+            lambda: next(answers), lambda a: a is not None, seconds=30, what="worker-1 listed", interval=0.001
+        )
 
 
 def test_log_tail_keeps_the_last_lines() -> None:
