@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from scipy.stats import binom
@@ -16,8 +16,6 @@ from harness.drivers.routed_traffic import Routed, RoutedTraffic
 from harness.oracle import Oracle, mismatches
 from harness.waiting import poll
 from harness.world import World
-
-T = TypeVar("T")
 
 #: A canary's statuses while it gets traffic (``reduced``: a graduated rollback lowered its share).
 CANARY_LIVE = ("running", "reduced")
@@ -132,9 +130,3 @@ def gateway_time(text: str) -> float:
 
 def audit_entries(world: World, model: str, action: str) -> list[dict[str, Any]]:
     return [e for e in world.gateway.audit() if e.get("model") == model and e.get("action") == action]
-
-
-def wait_until(probe: Callable[[], T], timeout: float, interval: float = 0.1) -> T:
-    """``harness.waiting.poll`` until ``probe`` returns something truthy; kept for steps/routing.py and
-    steps/rollback.py (new code calls ``harness.waiting`` itself)."""
-    return poll(probe, bool, timeout=timeout, interval=interval)

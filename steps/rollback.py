@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 
 from harness.steps_registry import given, then, when
+from harness.waiting import poll
 from harness.world import World
-from steps._routing import answers, audit_entries, gateway_time, state, traffic, wait_until
+from steps._routing import answers, audit_entries, gateway_time, state, traffic
 from steps._support import keep_answer, kept_answer
 
 
@@ -46,7 +47,7 @@ def alert_rolled_back(world: World, seconds: int, model: str, model2: str, versi
         ]
         return rollbacks[-1] if rollbacks else None
 
-    rollback = wait_until(done, seconds, interval=0.2)
+    rollback = poll(done, bool, timeout=seconds, interval=0.2)
     fired = audit_entries(world, model, "alert_fired")
     assert fired, (
         f"expected the alert on {model} to fire within {seconds} s; no alert_fired entry in the audit"

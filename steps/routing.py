@@ -16,6 +16,7 @@ from harness.drivers.routed_traffic import Routed, by_version, summary
 from harness.drivers.worker import WorkerProbe
 from harness.slo import percentile
 from harness.steps_registry import given, parse_type, then, when
+from harness.waiting import poll
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
 from steps._routing import (
@@ -28,7 +29,6 @@ from steps._routing import (
     gateway_time,
     state,
     traffic,
-    wait_until,
 )
 
 #: Answers within this long of a stage change are not attributed to either stage (requests in flight).
@@ -366,7 +366,9 @@ def copies_served(world: World, pct: float) -> None:
     version, _, before = state(world).values["shadow"]
     upper = len(_since_shadow(world))
     lower = len(answers(world, start=state(world).marks["policy_set"]))
-    copies = wait_until(lambda: (n := _served(world, model, version) - before) >= lower and n, 5.0, 0.2)
+    copies = poll(
+        lambda: (n := _served(world, model, version) - before) >= lower and n, bool, timeout=5.0, interval=0.2
+    )
     copies = copies or _served(world, model, version) - before
     ratio = copies / lower if lower else 0.0
     print(f"shadow copies served by the workers: {copies} for {lower} requests sent under the shadow policy "
@@ -406,7 +408,7 @@ def agreement_rate(world: World, model: str) -> None:
             else None
         )
 
-    report = wait_until(settled, 5.0, 0.2) or world.gateway.shadow_report(model)
+    report = poll(settled, bool, timeout=5.0, interval=0.2) or world.gateway.shadow_report(model)
     print(f"shadow of {model}: {report}")
     print(f"agreement implied by the model files on the {len(picked)} inputs sent: {expected_rate:.2%}")
     rate = report.get("agreement_rate")
