@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from harness.drivers.v2 import V2Client
     from harness.faults.files import Corruption
     from harness.load.runner import LoadRun
+    from harness.load.workers import WorkerSite
     from harness.targets.reference import ClusterSpec, ReferenceTarget
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,16 @@ class World:
     def resume(self, name: str) -> None:
         trace.touch("backend", f"resume {name}")
         self._backend().resume(name)
+
+    def load_site(self) -> WorkerSite:
+        """Where the load workers of master/worker mode run: beside the target's front door on its
+        backend (containers on the scenario network on docker), else processes on this machine."""
+        service = self.target.inference_service
+        if self.backend is None or service is None:
+            from harness.load.workers import ProcessSite
+
+            return ProcessSite()
+        return self.backend.load_site(service)
 
     def services(self) -> list[ServiceInfo]:
         """Every service the backend runs (or ran) in this scenario."""

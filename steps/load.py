@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from harness.load.runner import LoadProfile, LoadRun
 from harness.load.scenario_report import open_session, track
+from harness.load.settings import current
 from harness.slo import InsufficientSamples, percentile
 from harness.steps_registry import given, then
 from harness.world import World
@@ -28,7 +29,9 @@ def start_load(world: World, users: int, model: str) -> None:
     """Start Locust (a subprocess): ``users`` users call infer on the gateway until the scenario ends,
     each pausing 0.1 s between its requests."""
     assert world.load is None, "a load was already started in this scenario"
+    load_workers = current().load_workers  # --load-workers N: a master and N workers, as for a profile
     profile = LoadProfile(
+        load_workers=load_workers,
         users=users,
         spawn_rate=None,
         model=model,
@@ -36,7 +39,8 @@ def start_load(world: World, users: int, model: str) -> None:
         body=world.model(model).request(1, seed=LOAD_SEED),
         headers=world.target.headers(),
     )
-    run = LoadRun.start(world.target.inference_url, profile, world.workdir / "load")
+    site = world.load_site() if load_workers else None
+    run = LoadRun.start(world.target.inference_url, profile, world.workdir / "load", site)
     world.load = run
     world.defer("stop the load", run.stop)
     track(world, open_session(world, run, f"{users} users"), open_ended=True)  # reported at the end

@@ -49,6 +49,7 @@ def _start(world: World, profile: str, model: str, *, label: str | None = None) 
         workdir=world.workdir / "load",
         watch=watched(world),
         load_workers=settings.load_workers,
+        site=world.load_site() if settings.load_workers else None,
         labels=labels(world, label or profile),
         headers=world.target.headers(),
         infer_body=world.model(model).request(1, seed=LOAD_SEED),

@@ -33,6 +33,7 @@ STAGES = {
         "example",
     ],
     "timing-sensitive, alone": ["features-timing"],
+    "load from several places, alone": ["features-docker-load"],
     "run-time check": ["features-local", "features-timing"],  # each checks its own part of the trace
     "nothing left behind": ["leftovers"],
 }

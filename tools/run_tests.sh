@@ -5,7 +5,8 @@
 # cases), every acceptance feature under pytest on the local backend with a run-time hollow-step check on
 # the trace, a cross-section under behave, the MLServer target and a project of its own, and the features
 # whose docker behaviour differs (images, networks, link proxies, kills, memory limits, a PostgreSQL
-# container) under pytest on docker. Exits non-zero on the first failed stage.
+# container) under pytest on docker, and the load profiles on docker with Locust worker containers.
+# Exits non-zero on the first failed stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -163,6 +164,13 @@ fi
 step "timing-sensitive, alone: latency features on the local backend, the added-latency mutant"
 features_local timing "${TIMING[@]}"
 pytest -q --junitxml=reports/unit-load-mutants.xml tests/test_load_mutants.py
+
+if [ "$DOCKER" = 1 ]; then
+  step "load from several places, alone: the load profiles on docker, 2 Locust worker containers"
+  pytest --gherkin --backend docker --load-workers 2 \
+    --junitxml=reports/features-docker-load.xml --cucumberjson=reports/features-docker-load.cucumber.json \
+    features/load_profiles.feature
+fi
 
 step "run-time check: no step passed without touching a service"
 cat reports/trace-local-a.jsonl reports/trace-local-b.jsonl reports/trace-local-timing.jsonl \

@@ -9,20 +9,30 @@ steps reach both only through the :class:`harness.world.World`.
 A service's command is built for the backend it runs on, from a :class:`Placement`: the host and ports
 it binds, how it reaches the other services (through a fault proxy when its links accept faults), how
 the paths it is given look from inside it, which Python runs it.
+
+:class:`Backend` is the skeleton both backends share (start order, data directories, awaiting health,
+start timings, link faults); a subclass only launches, stops and inspects.
 """
 
 from __future__ import annotations
 
 import abc
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from harness.waiting import ServiceExited, WaitTimeout, Watch, http_ok, log_tail, until
 
 if TYPE_CHECKING:
     from harness.docker_images import ImageRecipe
+    from harness.load.workers import WorkerSite
+
+log = logging.getLogger(__name__)
 
 DATA_DIR = "/data"  # a service's data directory inside its container
 
@@ -95,10 +105,23 @@ class ServiceInfo:
     ident: str  # pid on local, container id on docker
 
 
+class LinkFaults(Protocol):
+    """What cuts and slows the links services declare (``ServiceSpec.links``): a backend's fault proxies."""
+
+    def partition(self, a: str, b: str) -> None: ...
+
+    def heal(self, a: str, b: str) -> None: ...
+
+    def heal_all(self) -> None: ...
+
+    def set_latency(self, a: str, b: str, latency_s: float, jitter_s: float) -> None: ...
+
+
 class Backend(abc.ABC):
     """Runs services and acts on them. One instance per scenario; :meth:`teardown` removes everything."""
 
     name: str = "abstract"
+    health_interval: float = 0.05  # seconds between two probes of a starting service's health path
 
     def __init__(self, workdir: Path, *, startup_timeout: float) -> None:
         self.workdir = Path(workdir)
@@ -171,10 +194,50 @@ class Backend(abc.ABC):
         """How service ``name`` sees the world (its ports, its URLs for the others)."""
         return self._placement(self.spec(name))
 
+    # -- the start every backend shares ----------------------------------------------------------
+    def _start(self, spec: ServiceSpec) -> None:
+        """Launch and await ``spec``, the same way on every backend, so that :attr:`timings` compare."""
+        started = time.monotonic()
+        if spec.data_dir:  # before the launch: the service may write there at once
+            self.data_dir(spec.name).mkdir(parents=True, exist_ok=True)
+        what = self._launch(spec)
+        if spec.health_path is not None:
+            self._await_health(spec)
+        self.timings[spec.name] = time.monotonic() - started
+        log.info("%s live at %s (%s)", spec.name, self.url(spec.name), what)
+
+    def _await_health(self, spec: ServiceSpec) -> None:
+        """Until the health path answers 2xx; a service that exits fails at once, with its log tail."""
+        url = self.url(spec.name) + spec.health_path  # type: ignore[operator]
+        timeout = spec.startup_timeout or self.startup_timeout
+        try:
+            until(
+                lambda: http_ok(url),
+                timeout=timeout,
+                what=f"{spec.name} to answer {url}",
+                interval=self.health_interval,
+                watch=Watch(self, (spec.name,)),
+            )
+        except ServiceExited as exc:
+            raise BackendError(str(exc)) from None
+        except WaitTimeout as exc:
+            detail = self._health_detail(spec.name, timeout)
+            raise BackendError(
+                f"{exc}{detail}; last lines of its log:\n{log_tail(self.logs(spec.name))}"
+            ) from None
+
+    def _not_running(self, name: str, action: str) -> BackendError:
+        return BackendError(f"cannot {action} {name}: it is not running (exit code {self.exit_code(name)})")
+
     # -- subclasses: launch, stop, inspect ---------------------------------------------------------
     @abc.abstractmethod
-    def _start(self, spec: ServiceSpec) -> None:
-        """Start one process / container for ``spec`` (same ports as before on a restart) and await it."""
+    def _launch(self, spec: ServiceSpec) -> str:
+        """Start one process / container for ``spec`` (same ports as before on a restart), without
+        awaiting it; returns what runs it, for the log ("pid 4242", "container 0123abcd")."""
+
+    def _health_detail(self, name: str, waited_s: float) -> str:
+        """What the backend can tell about a service that never answered, as " (...)"; none by default."""
+        return ""
 
     @abc.abstractmethod
     def _placement(self, spec: ServiceSpec) -> Placement: ...
@@ -240,23 +303,46 @@ class Backend(abc.ABC):
         return False
 
     # -- network faults between two services; undone by heal / heal_all ----------------------------
+    @property
+    def links(self) -> LinkFaults | None:
+        """The fault proxies on the links services declare (made on first use); None: no link faults."""
+        return None
+
+    def _made_links(self) -> LinkFaults | None:
+        """:attr:`links` if already made: healing must not make them (Docker containers, a network)."""
+        return self.links
+
     def partition(self, a: str, b: str) -> None:
         """Cut the link between ``a`` and ``b`` both ways; neither service is told."""
-        raise BackendError(f"the {self.name} backend cannot partition services")
+        self._link_faults("partition services").partition(a, b)
 
     def heal(self, a: str, b: str) -> None:
         """Undo every fault (partition, latency) on the link between ``a`` and ``b``."""
-        raise BackendError(f"the {self.name} backend cannot heal links")
+        self._link_faults("heal links").heal(a, b)
 
     def heal_all(self) -> None:
         """Undo every network fault this backend applied."""
-        return None
+        links = self._made_links()
+        if links is not None:
+            links.heal_all()
 
     def set_latency(self, a: str, b: str, latency_s: float, jitter_s: float = 0.0) -> None:
         """Make each exchange on the connections ``a`` opens to ``b`` ``latency_s`` slower (0 removes it)."""
-        raise BackendError(f"the {self.name} backend cannot add latency")
+        self._link_faults("add latency").set_latency(a, b, latency_s, jitter_s)
+
+    def _link_faults(self, action: str) -> LinkFaults:
+        links = self.links
+        if links is None:
+            raise BackendError(f"the {self.name} backend cannot {action}")
+        return links
 
     # -- infrastructure a target may ask for -------------------------------------------------------
+    def load_site(self, service: str) -> WorkerSite:
+        """Where Locust workers sending load to ``service`` run: processes on this machine."""
+        from harness.load.workers import ProcessSite
+
+        return ProcessSite()
+
     def database_server(self) -> Any:
         """A PostgreSQL server the services can reach (not started yet: ``start()`` it)."""
         raise BackendError(f"the {self.name} backend cannot run a database server")

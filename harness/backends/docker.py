@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import math
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +35,10 @@ from harness.backends.base import (
 from harness.docker_images import ensure_image, resolve_base_image
 from harness.faults import docker_memory
 from harness.faults.docker_links import DockerLinks
-from harness.waiting import ServiceExited, WaitTimeout, Watch, http_ok, until
-
-log = logging.getLogger(__name__)
+from harness.load.workers import ContainerSite, WorkerSite
+from harness.waiting import log_tail
 
 HOST = "127.0.0.1"
-POLL_INTERVAL = 0.05
 # Generous: on a shared 2-core machine at load 30 a container took over a minute to answer. A service
 # that dies fails the wait at once anyway, so only a hung one waits this long.
 STARTUP_TIMEOUT_S = 120.0
@@ -116,8 +112,7 @@ class DockerBackend(Backend):
         self._torn_down = False
 
     # -- launching -------------------------------------------------------------------------------
-    def _start(self, spec: ServiceSpec) -> None:
-        started = time.monotonic()
+    def _launch(self, spec: ServiceSpec) -> str:
         self._prepare()
         record = self._containers.setdefault(spec.name, _Container())
         if spec.image is None:
@@ -142,7 +137,6 @@ class DockerBackend(Backend):
         for mount in spec.mounts:
             container.with_volume_mapping(str(Path(mount.host).resolve()), mount.inside, mount.mode)
         if spec.data_dir:
-            self.data_dir(spec.name).mkdir(parents=True, exist_ok=True)
             container.with_volume_mapping(str(self.data_dir(spec.name)), DATA_DIR, "rw")
         record.container = container
         try:
@@ -152,33 +146,12 @@ class DockerBackend(Backend):
             if code is not None:
                 raise BackendError(
                     f"{spec.name} exited (code {code}) right after starting; "
-                    f"last lines of its log:\n{self._tail(spec.name)}"
+                    f"last lines of its log:\n{log_tail(self.logs(spec.name))}"
                 ) from None
             raise BackendError(f"starting {spec.name} ({record.image}) failed: {exc}") from None
         for port_name, port in spec.ports.items():
             record.host_ports[port_name] = int(container.get_exposed_port(port))
-        if spec.health_path is not None:
-            self._await_health(spec)
-        self.timings[spec.name] = time.monotonic() - started
-        log.info(
-            "%s live at %s (container %s)", spec.name, self.url(spec.name), container.get_container_id()[:12]
-        )
-
-    def _await_health(self, spec: ServiceSpec) -> None:
-        url = self.url(spec.name) + spec.health_path  # type: ignore[operator]
-        timeout = spec.startup_timeout or self.startup_timeout
-        try:
-            until(
-                lambda: http_ok(url),
-                timeout=timeout,
-                what=f"{spec.name} to answer {url}",
-                interval=POLL_INTERVAL,
-                watch=Watch(self, (spec.name,)),
-            )
-        except ServiceExited as exc:
-            raise BackendError(str(exc)) from None
-        except WaitTimeout as exc:
-            raise BackendError(f"{exc}; last lines of its log:\n{self._tail(spec.name)}") from None
+        return f"container {container.get_container_id()[:12]}"
 
     def _placement(self, spec: ServiceSpec) -> Placement:
         return DockerPlacement(self, spec)
@@ -215,6 +188,9 @@ class DockerBackend(Backend):
                     labels=self._labels,
                 )
             return self._links
+
+    def _made_links(self) -> DockerLinks | None:
+        return self._links
 
     # -- lifecycle actions -----------------------------------------------------------------------
     def stop(self, name: str, *, grace: float = 10.0) -> int | None:
@@ -304,6 +280,12 @@ class DockerBackend(Backend):
             raise BackendError(f"{name} has no container (torn down?)")
         return container
 
+    def load_site(self, service: str) -> WorkerSite:
+        """Load workers as containers on the scenario network, sending to ``service`` by its alias."""
+        self._prepare()
+        url = f"http://{service}:{self.spec(service).ports['http']}"
+        return ContainerSite(self._client, self.network_name, url, self._labels)
+
     @property
     def network_name(self) -> str:
         if self._network is None:
@@ -325,19 +307,6 @@ class DockerBackend(Backend):
         """Exit code 137 together with ``State.OOMKilled`` (sticky on its own) of the current container."""
         container = self._current(name)
         return container is not None and docker_memory.container_oom_killed(container)
-
-    def partition(self, a: str, b: str) -> None:
-        self.links.partition(a, b)
-
-    def heal(self, a: str, b: str) -> None:
-        self.links.heal(a, b)
-
-    def heal_all(self) -> None:
-        if self._links is not None:
-            self._links.heal_all()
-
-    def set_latency(self, a: str, b: str, latency_s: float, jitter_s: float = 0.0) -> None:
-        self.links.set_latency(a, b, latency_s, jitter_s)
 
     def database_server(self) -> Any:
         """A PostgreSQL container on the scenario network under the alias ``postgres`` (not started:
@@ -436,9 +405,7 @@ class DockerBackend(Backend):
     def _running(self, name: str, action: str) -> Any:
         container = self._current(name)
         if container is None or container.status not in ("running", "paused"):
-            raise BackendError(
-                f"cannot {action} {name}: it is not running (exit code {self.exit_code(name)})"
-            )
+            raise self._not_running(name, action)
         return container
 
     def _exit_code_after(self, name: str, container: Any) -> int | None:
@@ -456,9 +423,6 @@ class DockerBackend(Backend):
             return container.logs(stdout=True, stderr=True).decode(errors="replace")
         except Exception:
             return ""
-
-    def _tail(self, name: str, lines: int = 25) -> str:
-        return "\n".join(self.logs(name).splitlines()[-lines:])
 
     def _save_logs(self, name: str) -> None:
         text = self.logs(name)

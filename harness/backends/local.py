@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,8 @@ from harness.faults.links import FaultLinks
 from harness.faults.service_memory import ServiceMemoryLimits
 from harness.processes import ManagedProcess, free_port, group_command_lines, group_rss, spawn
 from harness.report.resources import proc_reading
-from harness.waiting import ServiceExited, WaitTimeout, Watch, http_ok, until
 
 HOST = "127.0.0.1"
-POLL_INTERVAL = 0.02  # a refused connection costs next to nothing
 _PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
 
@@ -75,15 +72,9 @@ class LocalPlacement(Placement):
 STARTUP_TIMEOUT_S = 60.0
 
 
-def _starved_or_stuck(cpu_s: float, waited_s: float) -> str:
-    # A Python service imports in ~1.5 s of CPU; far less over the whole wait means it hardly ran.
-    if cpu_s < 1.0:
-        return f"starved of CPU or blocked, not busy, over {waited_s:.0f} s"
-    return "busy: slow, or stuck in a loop"
-
-
 class LocalBackend(Backend):
     name = "local"
+    health_interval = 0.02  # a refused connection costs next to nothing
 
     def __init__(
         self, workdir: Path, *, startup_timeout: float = STARTUP_TIMEOUT_S, python: str = sys.executable
@@ -91,50 +82,37 @@ class LocalBackend(Backend):
         super().__init__(workdir, startup_timeout=startup_timeout)
         self.python = python
         self._records: dict[str, _Process] = {}
-        self.links = FaultLinks()
+        self._links = FaultLinks()
         self.memory_limits = ServiceMemoryLimits()  # by service name; re-applied on restart
 
     # -- launching -------------------------------------------------------------------------------
-    def _start(self, spec: ServiceSpec) -> None:
-        started = time.monotonic()
+    def _launch(self, spec: ServiceSpec) -> str:
         record = self._records.get(spec.name)
         if record is None:  # first launch: pick ports, kept by every restart
             record = _Process(
                 {p: free_port(HOST) for p in spec.ports}, self.workdir / "logs" / f"{spec.name}.log"
             )
             self._records[spec.name] = record
-        if spec.data_dir:
-            self.data_dir(spec.name).mkdir(parents=True, exist_ok=True)
         argv = spec.command(self._placement(spec))
         record.log_path.parent.mkdir(parents=True, exist_ok=True)
         with record.log_path.open("a") as log:
             log.write(f"--- harness: starting {spec.name}: {' '.join(argv)}\n")
         record.proc = spawn(spec.name, argv, log_path=record.log_path, env=self._env(spec))
         self.memory_limits.reapply(spec.name, record.proc.pid)  # a limit survives a restart
-        if spec.health_path is not None:
-            self._await_health(spec)
-        self.timings[spec.name] = time.monotonic() - started
+        return f"pid {record.proc.pid}"
 
-    def _await_health(self, spec: ServiceSpec) -> None:
-        url = self.url(spec.name) + spec.health_path  # type: ignore[operator]
-        timeout = spec.startup_timeout or self.startup_timeout
-        try:
-            until(
-                lambda: http_ok(url),
-                timeout=timeout,
-                what=f"{spec.name} to answer {url}",
-                interval=POLL_INTERVAL,
-                watch=Watch(self, (spec.name,)),
-            )
-        except ServiceExited as exc:
-            raise BackendError(str(exc)) from None
-        except WaitTimeout as exc:
-            reading = proc_reading(self._record(spec.name).proc.pid)
-            cpu = reading[0] if reading else None
-            used = (
-                f" (it used {cpu:.1f} s of CPU: {_starved_or_stuck(cpu, timeout)})" if cpu is not None else ""
-            )
-            raise BackendError(f"{exc}{used}; last lines of its log:\n{self._tail(spec.name)}") from None
+    def _health_detail(self, name: str, waited_s: float) -> str:
+        """The CPU it used: a starved service (a loaded machine) is told from a stuck one (a bug)."""
+        reading = proc_reading(self._record(name).proc.pid)  # type: ignore[union-attr]
+        if not reading:
+            return ""
+        cpu = reading[0]
+        # A Python service imports in ~1.5 s of CPU; far less over the whole wait means it hardly ran.
+        if cpu < 1.0:
+            why = f"starved of CPU or blocked, not busy, over {waited_s:.0f} s"
+        else:
+            why = "busy: slow, or stuck in a loop"
+        return f" (it used {cpu:.1f} s of CPU: {why})"
 
     def _env(self, spec: ServiceSpec) -> dict[str, str]:
         # Proxy variables are dropped: the services talk only to each other on 127.0.0.1.
@@ -150,6 +128,11 @@ class LocalBackend(Backend):
         record = self._record(name)
         if record.running:
             record.proc.kill()  # type: ignore[union-attr]
+
+    @property
+    def links(self) -> FaultLinks:
+        """Fault proxies in the test process, one each way per declared link."""
+        return self._links
 
     # -- lifecycle actions -----------------------------------------------------------------------
     def stop(self, name: str, *, grace: float = 10.0) -> int | None:
@@ -230,18 +213,6 @@ class LocalBackend(Backend):
     def oom_killed(self, name: str) -> bool:
         return self.memory_limits.oom_killed(name, self.exit_code(name))
 
-    def partition(self, a: str, b: str) -> None:
-        self.links.partition(a, b)
-
-    def heal(self, a: str, b: str) -> None:
-        self.links.heal(a, b)
-
-    def heal_all(self) -> None:
-        self.links.heal_all()
-
-    def set_latency(self, a: str, b: str, latency_s: float, jitter_s: float = 0.0) -> None:
-        self.links.set_latency(a, b, latency_s, jitter_s)
-
     def database_server(self) -> Any:
         """A PostgreSQL server on the host's 127.0.0.1 (the services run there too)."""
         from harness.postgres import PostgresServer
@@ -256,7 +227,7 @@ class LocalBackend(Backend):
                     record.proc.kill()
             except Exception:  # teardown goes on; the atexit registry is the last line of defence
                 pass
-        self.links.close()
+        self._links.close()
         self.memory_limits.remove_all()
 
     # -- internals -------------------------------------------------------------------------------
@@ -269,10 +240,5 @@ class LocalBackend(Backend):
     def _running(self, name: str, action: str) -> ManagedProcess:
         record = self._record(name)
         if not record.running:
-            raise BackendError(
-                f"cannot {action} {name}: it is not running (exit code {self.exit_code(name)})"
-            )
+            raise self._not_running(name, action)
         return record.proc  # type: ignore[return-value]
-
-    def _tail(self, name: str, lines: int = 25) -> str:
-        return "\n".join(self.logs(name).splitlines()[-lines:])

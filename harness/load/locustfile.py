@@ -8,8 +8,8 @@ by ``SERVINGBDD_LOAD_ENDPOINTS`` (``[{name, weight, method, path, body|null}]``,
 :mod:`harness.load.endpoints`), and the user count over time from ``SERVINGBDD_LOAD_SCHEDULE`` when set (a
 ``LoadTestShape``; without it, Locust's ``--users``/``--run-time`` apply).
 
-Each request becomes one JSON line in ``$SERVINGBDD_LOAD_SAMPLES_DIR/samples-<pid>.jsonl`` (one file per
-process, so ``--processes`` needs no locking)::
+Each request becomes one JSON line in ``$SERVINGBDD_LOAD_SAMPLES_DIR/samples-<origin><pid>.jsonl`` (one file
+per process, so ``--processes`` needs no locking; ``SERVINGBDD_LOAD_ORIGIN`` tells containers apart)::
 
     {"t": wall-clock start, "lat": seconds (perf_counter), "status": 200 | 0 on no answer,
      "ver": model_version or null, "out": {output name: data} or null, "err": error text or null,
@@ -54,6 +54,7 @@ USER_RATE = float(_env("USER_RATE", "0"))  # requests per second per user; 0 = t
 TIMEOUT_S = float(_env("TIMEOUT_S", "10"))
 RUN_ID = _env("RUN_ID", "load")
 PARENT_PID = int(_env("PARENT_PID", "0"))
+ORIGIN = _env("ORIGIN", "")  # a container's prefix: pids repeat across containers, names must not
 HEADERS: dict[str, str] = json.loads(_env("HEADERS", "{}"))  # an external target's credentials
 
 
@@ -68,7 +69,7 @@ class SampleWriter:
     def write(self, record: dict[str, Any]) -> None:
         if self._pid != os.getpid():
             self._pid = os.getpid()
-            path = os.path.join(self._directory, f"samples-{self._pid}.jsonl")
+            path = os.path.join(self._directory, f"samples-{ORIGIN}{self._pid}.jsonl")
             self._file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives with the process
         assert self._file is not None
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -79,7 +80,7 @@ _ids = itertools.count()
 
 
 def _request_id() -> str:
-    return f"{RUN_ID}-{os.getpid()}-{next(_ids)}"
+    return f"{RUN_ID}-{ORIGIN}{os.getpid()}-{next(_ids)}"
 
 
 def _answer_fields(body: str) -> tuple[str | None, dict[str, Any] | None]:

@@ -6,8 +6,9 @@ pytest and asyncio in the test process. ``LoadRun.start`` spawns ``python -m loc
 file per Locust process, which :meth:`LoadRun.samples` turns into :class:`Observation` records
 (``source="load"``) while the load runs and after it stopped.
 
-With ``LoadProfile.load_workers = N`` the process is a Locust master (bound to 127.0.0.1) and N
-``locust --worker`` processes connect to it; each worker writes its own samples file in the same
+With ``LoadProfile.load_workers = N`` the process is a Locust master and N ``locust --worker`` s
+connect to it, started by a :class:`~harness.load.workers.WorkerSite`: processes on 127.0.0.1, or
+containers on a scenario's Docker network; each worker writes its own samples file in the same
 directory, so the samples come back exactly as from one process.
 
 No Locust process outlives the test: :meth:`LoadRun.stop` stops gracefully (SIGTERM: users finish the
@@ -38,11 +39,10 @@ from harness import cleanup, trace
 from harness.drivers.v2 import request_inputs
 from harness.load.endpoints import Endpoint, check_endpoints, v2_endpoints, write_endpoints
 from harness.load.schedule import Schedule
+from harness.load.workers import LOCUSTFILE, ProcessSite, Worker, WorkerSite, tail
 from harness.observations import Observation
 
-LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 TASK_NAMES = ("infer", "metadata", "ready", "live")
-_LOG_TAIL_LINES = 40
 _POLL_S = 0.1
 
 
@@ -173,14 +173,6 @@ class _SampleReader:
             self._offsets[path] = offset + complete
 
 
-def _tail(path: Path) -> str:
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
-        return f"(no log {path.name})"
-    return "\n".join(lines[-_LOG_TAIL_LINES:])
-
-
 def _observation(record: dict, inputs: dict[str, dict[str, list]] | None = None) -> Observation:
     target = record.get("target", "")
     return Observation(
@@ -218,10 +210,10 @@ class LoadRun:
         host: str,
         rundir: Path,
         command: list[str],
-        workers: list[subprocess.Popen] | None = None,
+        workers: list[Worker] | None = None,
     ) -> None:
         self.process = process  # the Locust master (or the only process)
-        self.workers = workers or []  # master/worker mode: the worker processes (each its own group)
+        self.workers = workers if workers is not None else []  # master/worker mode (processes or containers)
         self.profile = profile
         self.host = host
         self.rundir = rundir
@@ -233,16 +225,21 @@ class LoadRun:
         self._stop_lock = threading.Lock()
 
     @classmethod
-    def start(cls, host: str, profile: LoadProfile, workdir: Path) -> LoadRun:
-        """Spawn Locust against ``host`` (an http(s) base URL) and return at once."""
+    def start(cls, host: str, profile: LoadProfile, workdir: Path, site: WorkerSite | None = None) -> LoadRun:
+        """Spawn Locust against ``host`` (an http(s) base URL) and return at once; the load workers of
+        master/worker mode start on ``site`` (default: processes on this machine)."""
         host = check_host(host)
+        site = site or ProcessSite()
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         rundir = Path(tempfile.mkdtemp(prefix="load-", dir=workdir))
         (rundir / "samples").mkdir()
         endpoints = write_endpoints(profile.calls(), rundir / "endpoints.json")
-        master_port = _free_port() if profile.load_workers else None
-        command = _locust_command(host, profile, master_port)
+        master_port = None
+        if profile.load_workers:
+            site.prepare()
+            master_port = _free_port()
+        command = _locust_command(site.target_url(host), profile, master_port, site.master_bind_host)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}  # no stray Locust options
         env.update(_locust_env(profile, rundir / "samples", endpoints))
         trace.touch("load", f"start {profile.users} users against {host}")
@@ -256,24 +253,16 @@ class LoadRun:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: stop() can kill the forked workers too
             )
-        workers = []
-        for index in range(profile.load_workers):
-            assert master_port is not None
-            with (rundir / f"locust-worker-{index}.log").open("wb") as log:
-                workers.append(
-                    subprocess.Popen(
-                        _worker_command(master_port),
-                        cwd=rundir,
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,  # a group of its own (a group of another session
-                        # cannot be joined); stop() and kill() end each group
-                    )
-                )
+        workers: list[Worker] = []
         run = cls(process, profile, host, rundir, command, workers)
-        _register(run)
+        _register(run)  # from here on, an exit hook ends the master and every worker started
+        try:
+            for index in range(profile.load_workers):
+                assert master_port is not None
+                workers.append(site.start(index, master_port, env, rundir))
+        except BaseException:
+            run.kill()
+            raise
         return run
 
     # -- state --------------------------------------------------------------------------------
@@ -288,9 +277,9 @@ class LoadRun:
     @property
     def log_tail(self) -> str:
         """The last lines of Locust's log (and of each load worker's, in master/worker mode)."""
-        tails = [_tail(self.log_path)]
+        tails = [tail(self.log_path)]
         for index in range(len(self.workers)):
-            tails.append(f"--- load worker {index} ---\n" + _tail(self.rundir / f"locust-worker-{index}.log"))
+            tails.append(f"--- load worker {index} ---\n" + self.workers[index].log_tail())
         return "\n".join(tails)
 
     def samples(self) -> list[Observation]:
@@ -341,28 +330,21 @@ class LoadRun:
                     _killpg(self.process.pid)
                     self.process.wait(5)
             for worker in self.workers:  # the master told them to quit: let them finish their requests
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    worker.wait(10)
+                worker.wait(10)
             self._kill_groups()  # forked --processes workers or load workers that outlived the master
-            self._reap_workers()
             self._stopped = True
             _unregister(self)
 
     def _kill_groups(self) -> None:
-        for pid in (self.process.pid, *(w.pid for w in self.workers)):
-            _killpg(pid)
-
-    def _reap_workers(self) -> None:
+        _killpg(self.process.pid)
         for worker in self.workers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.wait(5)
+            worker.kill()
 
     def kill(self) -> None:
         """Immediate SIGKILL of the whole process group (used by the exit hooks)."""
         self._kill_groups()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(5)
-        self._reap_workers()
         self._stopped = True
         _unregister(self)
 
@@ -373,7 +355,9 @@ class LoadRun:
         self.stop()
 
 
-def _locust_command(host: str, profile: LoadProfile, master_port: int | None = None) -> list[str]:
+def _locust_command(
+    host: str, profile: LoadProfile, master_port: int | None = None, bind_host: str = "127.0.0.1"
+) -> list[str]:
     command = [
         sys.executable, "-m", "locust",
         "-f", str(LOCUSTFILE),
@@ -393,17 +377,10 @@ def _locust_command(host: str, profile: LoadProfile, master_port: int | None = N
         command += ["--processes", str(profile.processes)]
     if master_port is not None:
         command += [
-            "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
+            "--master", "--master-bind-host", bind_host, "--master-bind-port", str(master_port),
             "--expect-workers", str(profile.load_workers), "--expect-workers-max-wait", "60",
         ]  # fmt: skip
     return command
-
-
-def _worker_command(master_port: int) -> list[str]:
-    return [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
-        "--master-host", "127.0.0.1", "--master-port", str(master_port), "--loglevel", "INFO",
-    ]  # fmt: skip
 
 
 def _free_port() -> int:

@@ -24,6 +24,7 @@ from harness.backends.base import ServiceInfo
 from harness.baseline import DEFAULT_MIN_INCREASE, BaselineFile, Comparison, Entry, compare
 from harness.load.profiles import Profile, ProfileBook
 from harness.load.runner import LoadRun
+from harness.load.workers import WorkerSite
 from harness.observations import Observation
 from harness.report.html import RunReport, write_report
 from harness.report.prometheus import push, run_registry, write_textfile
@@ -136,20 +137,21 @@ class ProfileSession:
         workdir: str | Path,
         watch: Iterable[Watched] = (),
         load_workers: int = 0,
+        site: WorkerSite | None = None,
         processes: int = 1,
         labels: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         infer_body: Mapping[str, Any] | None = None,
     ) -> ProfileSession:
         """Start the profile's load (and the resource sampler); see :meth:`Profile.load_profile` for
-        ``headers`` and ``infer_body``."""
+        ``headers`` and ``infer_body``; ``site``: where the ``load_workers`` run (default: processes)."""
         profile = book.profile(name)
         runner_profile = profile.load_profile(
             model, processes=processes, load_workers=load_workers, headers=headers, infer_body=infer_body
         )
         sampler = ResourceSampler(watch).start()
         try:
-            run = LoadRun.start(url, runner_profile, Path(workdir))
+            run = LoadRun.start(url, runner_profile, Path(workdir), site)
         except BaseException:
             sampler.stop()
             raise

@@ -248,6 +248,9 @@ class Target(abc.ABC):
     def inference_url(self) -> str:
         """The base URL of the V2 front door."""
 
+    #: the backend service behind ``inference_url`` (None: a deployment the harness did not start)
+    inference_service: ClassVar[str | None] = None
+
     def headers(self) -> dict[str, str]:
         """Headers every request to the target carries (an external deployment's credentials)."""
         return {}

@@ -454,9 +454,9 @@ def test_master_worker_mode_brings_every_workers_samples_back(
     run.stop()
     samples = run.samples()
     writers = {o.request_id.split("-")[2] for o in samples if o.request_id}
-    assert writers == {str(w.pid) for w in run.workers}, "the samples come from both worker processes"
+    assert writers == {str(w.process.pid) for w in run.workers}, "the samples come from both worker processes"
     assert all(o.status == 200 for o in samples)
-    assert all(w.poll() is not None for w in run.workers)
+    assert all(w.process.poll() is not None for w in run.workers)
 
 
 def test_a_schedule_runs_across_forked_processes_too(server: Server, runs: list, tmp_path: Path) -> None:

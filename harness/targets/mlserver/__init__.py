@@ -170,6 +170,8 @@ class MLServerTarget(Target):
             tail = "\n".join(self.backend.logs(SERVICE).splitlines()[-25:]) if self.backend else ""
             raise TargetError(f"{exc}; last lines of MLServer's log:\n{tail}") from None
 
+    inference_service = SERVICE
+
     @property
     def inference_url(self) -> str:
         assert self.backend is not None

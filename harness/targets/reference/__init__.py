@@ -85,6 +85,8 @@ class ReferenceTarget(Target):
         self.world.defer("tear down the cluster", self.cluster.teardown)
         self.cluster.start(spec)
 
+    inference_service = "gateway"
+
     @property
     def inference_url(self) -> str:
         return self.cluster.gateway_url
