@@ -27,7 +27,8 @@ from typing import Any
 
 import httpx
 
-from sut import cluster_state, launcher
+from sut import admin_client, cluster_state, launcher
+from sut.admin_client import AdminApiError
 from sut.cluster_state import ClusterRecord, ProcessRecord
 from sut.token_source import new_token, write_token_file
 
@@ -44,47 +45,32 @@ class CliError(Exception):
 
 
 class AdminClient:
-    """The gateway's admin API; every failure becomes a one-line :class:`CliError`."""
+    """The gateway's admin API (:class:`sut.admin_client.AdminClient`, whose proxy rule keeps a local
+    gateway direct); every failure becomes a one-line :class:`CliError`."""
 
     def __init__(self, gateway_url: str, token: str | None, timeout: float = 30.0) -> None:
         self.gateway_url = gateway_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        # A proxy from the environment must not stand between us and a gateway on this machine.
-        local = httpx.URL(self.gateway_url).host in ("127.0.0.1", "localhost", "::1")
-        self._http = httpx.Client(
-            base_url=self.gateway_url, headers=headers, timeout=timeout, trust_env=not local
-        )
+        self._api = admin_client.AdminClient(self.gateway_url, token, timeout=timeout)
 
     def close(self) -> None:
-        self._http.close()
+        self._api.close()
 
     def request(self, method: str, path: str, body: dict | None = None, *, what: str) -> Any:
         try:
-            resp = self._http.request(method, path, json=body)
-        except httpx.TimeoutException as exc:
-            raise CliError(f"gateway {self.gateway_url} did not answer in time") from exc
-        except httpx.HTTPError as exc:
-            raise CliError(f"gateway unreachable at {self.gateway_url} ({exc})") from exc
-        if resp.status_code == 401:
-            raise CliError(f"the gateway at {self.gateway_url} rejected the admin token (401)")
-        if resp.status_code >= 400:
-            raise CliError(f"{what} ({resp.status_code}): {_error_message(resp)}")
-        try:
-            return resp.json()
-        except ValueError as exc:
-            raise CliError(f"{what}: the gateway answered something that is not JSON") from exc
+            return self._api.call(method, path, json=body)
+        except AdminApiError as exc:
+            raise CliError(self._say(exc, what)) from exc
 
-
-def _error_message(resp: httpx.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text.strip().splitlines()[0] if resp.text.strip() else resp.reason_phrase
-    if isinstance(body, dict) and "error" in body:
-        return str(body["error"])
-    if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])
-    return json.dumps(body)
+    def _say(self, exc: AdminApiError, what: str) -> str:
+        if exc.status is None:
+            if isinstance(exc.__cause__, httpx.TimeoutException):
+                return f"gateway {self.gateway_url} did not answer in time"
+            return f"gateway unreachable at {self.gateway_url} ({exc.__cause__})"
+        if exc.status == 401:
+            return f"the gateway at {self.gateway_url} rejected the admin token (401)"
+        if exc.status >= 400:
+            return f"{what} ({exc.status}): {exc.detail}"
+        return f"{what}: the gateway answered something that is not JSON"
 
 
 def _resolve_target(args: argparse.Namespace) -> tuple[str, str | None, ClusterRecord | None]:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import httpx
-
 from harness.drivers.gateway import production_versions
 from harness.targets.base import TargetError
+from sut.admin_client import AdminApiError, AdminClient
 
 
 class PendingWorker(Protocol):
@@ -19,37 +18,29 @@ class PendingWorker(Protocol):
 
 
 class GatewayAdmin:
+    """Quiet polling on the product's :class:`AdminClient`: start-up asks a gateway that may not answer
+    yet, so a question without an answer is None (or False), not an error."""
+
     def __init__(self, base_url: str, admin_token: str, timeout: float = 10.0) -> None:
-        # one connection pool for all the polling, no TLS context built per poll
-        self._http = httpx.Client(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {admin_token}"},
-            timeout=timeout,
-            trust_env=False,  # never through a proxy from the environment: the cluster is on this machine
-        )
+        # one connection pool for all the polling; never through a proxy from the environment: the
+        # cluster is on this machine
+        self._api = AdminClient(base_url, admin_token, timeout=timeout, trust_env=False)
 
     def get(self, path: str) -> Any:
-        """Admin GET; None when the gateway does not answer 200 (yet)."""
-        try:
-            resp = self._http.get(path)
-        except httpx.HTTPError:
-            return None
-        return resp.json() if resp.status_code == 200 else None
+        """Admin GET; None when the gateway does not answer it (yet)."""
+        return self._api.get_or_none(path)
 
     def live(self) -> bool:
-        try:
-            return self._http.get("/v2/health/live", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return self._api.get_or_none("/v2/health/live", timeout=1.0) is not None
 
     def register_version(self, model: str, version: str, uri: str) -> None:
-        resp = self._http.post(
-            f"/admin/models/{model}/versions", json={"version": version, "artifact_uri": uri}
-        )
-        if resp.status_code not in (200, 201):
-            raise TargetError(
-                f"registering {model} v{version} ({uri}) failed: {resp.status_code} {resp.text}"
+        try:
+            self._api.call(
+                "POST", f"/admin/models/{model}/versions", json={"version": version, "artifact_uri": uri}
             )
+        except AdminApiError as exc:
+            answer = exc.detail if exc.status is None else f"{exc.status} {exc.detail}"
+            raise TargetError(f"registering {model} v{version} ({uri}) failed: {answer}") from exc
 
     def production_versions(self) -> set[tuple[str, str]] | None:
         """Each model's ``production`` version (what every new worker must hold); None: no answer yet."""
@@ -68,7 +59,7 @@ class GatewayAdmin:
         return {w["id"] for w in self.listed_workers() if _url(w) == advertise_url}
 
     def close(self) -> None:
-        self._http.close()
+        self._api.close()
 
 
 def claim_registrations(
