@@ -61,3 +61,36 @@ def test_the_report_prints_ratios_to_the_targets_and_the_slowest_tests(
 
 def test_a_missing_log_is_a_usage_error(tmp_path: Path) -> None:
     assert _load().main(["--log", str(tmp_path / "none.log")]) == 2
+
+
+CPU_LOG = """
+=== unit and integration tests (two lanes) === (10:00:00) [cpu 1000 s, 2 cores]
+=== acceptance features: pytest, local backend (two lanes) === (10:10:00) [cpu 2140 s, 2 cores]
+=== done === (10:12:00) [cpu 2200 s, 2 cores]
+"""
+
+
+def test_a_stage_over_its_target_is_called_cpu_bound_or_waiting_from_its_cpu_seconds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ci = _load()
+    unit, features, _done = ci.stages(CPU_LOG)
+    assert (unit.cpu_seconds, unit.cores, round(unit.busy, 2)) == (1140, 2, 0.95)
+    assert (features.cpu_seconds, round(features.busy, 2)) == (60, 0.25)
+    (tmp_path / "run.log").write_text(CPU_LOG)
+    assert ci.main(["--log", str(tmp_path / "run.log"), "--reports", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "over target, and why:" in out
+    assert "CPU-bound: 1140 CPU-s of work, at least 570 s on 2 cores (3.2x the target)" in out
+    assert (
+        "acceptance features: pytest, local backend (two lanes): 120 s > 90 s; 25% of the cores busy" in out
+    )
+
+
+def test_targets_met_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ci = _load()
+    (tmp_path / "run.log").write_text(
+        "=== lint === (10:00:00) [cpu 5 s, 2 cores]\n=== done === (10:00:10) [cpu 9 s, 2 cores]\n"
+    )
+    assert ci.main(["--log", str(tmp_path / "run.log"), "--reports", str(tmp_path)]) == 0
+    assert "targets met" in capsys.readouterr().out

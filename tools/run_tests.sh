@@ -12,7 +12,10 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
-step() { printf '\n=== %s === (%s)\n' "$*" "$(date +%H:%M:%S)"; }
+# The machine's CPU seconds spent so far (all cores: user, nice, system, irq, softirq), printed with each
+# stage header: benchmarks/ci_stages.py tells from it whether a stage waited or had no core to spare.
+cpu_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.0f", ($2+$3+$4+$7+$8)/hz; exit}' /proc/stat; }
+step() { printf '\n=== %s === (%s) [cpu %s s, %s cores]\n' "$*" "$(date +%H:%M:%S)" "$(cpu_busy)" "$(nproc)"; }
 
 step "system packages"
 # PostgreSQL (catalog scenarios and tests), debootstrap (offline base image), chromium and wrk, from Debian.
