@@ -24,8 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from fixtures.models import demo_versions
 from harness.backends.base import BackendError
 from harness.backends.docker import DockerBackend

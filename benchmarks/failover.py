@@ -20,8 +20,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from fixtures.models import demo_versions
 from harness.backends.local import LocalBackend
 from harness.drivers.gateway import Answer

@@ -30,8 +30,6 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from fixtures.models import demo_versions
 from harness.backends.local import LocalBackend
 from harness.load.endpoints import Endpoint

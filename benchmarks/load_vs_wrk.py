@@ -27,8 +27,6 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from harness.load.runner import LoadProfile, LoadRun, check_host
 from harness.slo import LatencySummary
 

@@ -101,7 +101,6 @@ def _features(directory: Path, modules: int, features: int) -> None:
 MEASURE = """
 import json, resource, sys, time
 from pathlib import Path
-sys.path.insert(0, {repo!r})
 from tools.stubreport.render import render_json
 from tools.stubreport.report import build_report
 times, cpu = [], []
@@ -126,7 +125,7 @@ def measure(root: Path, runs: int) -> dict:
     results = []
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, "-c", MEASURE.format(repo=str(REPO), root=str(root))],
+            [sys.executable, "-c", MEASURE.format(root=str(root))],
             capture_output=True,
             text=True,
             check=True,

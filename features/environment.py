@@ -3,8 +3,10 @@
 import sys
 from pathlib import Path
 
-# The repository root first, so that ``steps`` is the step library package (not ``features/steps``)
-# and the harness imports work even when the project is not pip-installed.
+# Not for ``harness``, which is installed: behave puts features/ on sys.path, ahead of the installed
+# packages, and there ``features/steps`` (behave's loader directory) would be imported as ``steps`` in
+# place of the step library whenever behave runs from anywhere but the repository root (from the root,
+# behave puts the working directory first). The repository root first keeps ``steps`` the library.
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-import build_base_image
+from tools import build_base_image
 
 
 def test_the_mirror_comes_from_deb822_sources_skipping_security(tmp_path: Path, monkeypatch) -> None:

@@ -21,7 +21,6 @@ def test_steps_doc_is_up_to_date() -> None:
 
 
 def test_every_step_is_documented_with_a_docstring_and_an_example() -> None:
-    sys.path.insert(0, str(ROOT))
     from harness.steps_registry import load_step_library
 
     undocumented = [
@@ -33,7 +32,6 @@ def test_every_step_is_documented_with_a_docstring_and_an_example() -> None:
 
 
 def test_every_example_matches_its_own_pattern() -> None:
-    sys.path.insert(0, str(ROOT))
     from harness.steps_registry import load_step_library
 
     broken = []

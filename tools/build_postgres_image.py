@@ -1,6 +1,6 @@
 """Build the offline PostgreSQL image the docker backend runs the catalog database in.
 
-The same way as the base image (:mod:`build_base_image`, whose helpers this reuses): ``debootstrap``
+The same way as the base image (:mod:`tools.build_base_image`, whose helpers this reuses): ``debootstrap``
 Debian bookworm with ``postgresql-15`` (debootstrap resolves its dependencies), add a small entrypoint,
 ``docker import`` the tree as ``servingbdd/postgres:15``. No registry is needed.
 
@@ -21,9 +21,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported as tools.*
-
-from build_base_image import build_rootfs_image, run, run_cli
+from tools.build_base_image import build_rootfs_image, run, run_cli
 
 DEFAULT_NAME = "servingbdd/postgres:15"
 PG_MAJOR = "15"

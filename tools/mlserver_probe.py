@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import threading
 import time
@@ -21,8 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures.sklearn_models import build_versions, expected_outputs, infer_request, valid_rows
 from harness.targets.mlserver.repository import (

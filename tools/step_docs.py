@@ -20,12 +20,10 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from harness.steps_registry import CUSTOM_TYPES, StepDefinition, load_step_library
+from harness.targets.base import CAPABILITIES
 
-from harness.steps_registry import CUSTOM_TYPES, StepDefinition, load_step_library  # noqa: E402
-from harness.targets.base import CAPABILITIES  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DOC = ROOT / "docs" / "steps.md"
 FIELD = re.compile(r"\{([A-Za-z_][\w]*)(?::([^}]*))?\}")

@@ -7,12 +7,8 @@ imported).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make ``tools.stubreport`` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tools.stubreport.cli import main
+from tools.stubreport.cli import main  # the installed ``tools`` package (``pip install -e .``)
 
 if __name__ == "__main__":
     sys.exit(main())

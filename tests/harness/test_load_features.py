@@ -51,9 +51,7 @@ error_rate = 0
 min_samples = { p50 = 20, p99 = 100000 }
 """
 
-ENVIRONMENT = f"""\
-import sys
-sys.path.insert(0, {str(ROOT)!r})
+ENVIRONMENT = """\
 from harness.behave_env import after_all, after_scenario, after_step, before_all, before_scenario, before_step
 """
 

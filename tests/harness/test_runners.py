@@ -41,9 +41,7 @@ Feature: A failing scenario carries the services' logs
     Then the production version of demo is "9"
 """
 
-ENVIRONMENT = f"""\
-import sys
-sys.path.insert(0, {str(ROOT)!r})
+ENVIRONMENT = """\
 from harness.behave_env import after_all, after_scenario, after_step, before_all, before_scenario, before_step
 """
 
