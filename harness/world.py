@@ -63,6 +63,11 @@ class World:
         self.target: Target = target(self)
         self.defer("release the target", self.target.teardown)
 
+    @property
+    def backend_name(self) -> str:
+        """Where the scenario's services run ("local", "docker"; "none" for a deployment not started here)."""
+        return self.backend.name if self.backend is not None else "none"
+
     # -- capabilities ------------------------------------------------------------------------
     def require(self, *capabilities: str) -> None:
         """Raise :class:`CapabilityMissing` (the scenario is skipped) unless the target has them all."""

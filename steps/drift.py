@@ -1,4 +1,4 @@
-"""Steps for drift detection and automatic retraining (issue 7): labelled traffic through the gateway,
+"""Steps for drift detection and automatic retraining: labelled traffic through the gateway,
 the trainer's verdicts and runs, the retrained artifact, the catalog and the answers that follow.
 
 The traffic is deterministic (``fixtures.data``, fixed seeds, 50-row requests): the trainer can only
@@ -393,7 +393,7 @@ def _save_figures(world: World, state: DriftState) -> None:
     drift = state.figures.get("drift") or {}
     record = {
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "backend": world.backend.name if world.backend else "none",
+        "backend": world.backend_name,
         "time_to_new_version_s": state.figures.get("time_to_new_version_s"),
         "drift_window_size": drift.get("window_size"),
         "drift_features": drift.get("features"),

@@ -1,4 +1,4 @@
-"""Steps for a graduated rollback (issue 12): on a breach the gateway's canary controller first reduces the
+"""Steps for a graduated rollback: on a breach the gateway's canary controller first reduces the
 canary's share, raises an alert if the breach stays, and rolls back only when it has persisted a stated time;
 a breach that ends lets the rollout go on. Each stage is judged from the gateway's routing state and audit
 trail, with the times between them measured, and from the clients' answers (which version answered)."""
