@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import classify
+from . import classify, hollow
 from . import config as config_mod
 from . import rules as rules_mod
 from . import trace as trace_mod
@@ -307,7 +307,7 @@ def _build(
                 if target is not None and f"via {func.where}" not in target.uses:
                     target.uses.append(f"via {func.where}")
     if suite.classification is not None:
-        classify.refine_by_scenario(suite.functions, suite.classification, _sequences(suite.runner, runs))
+        hollow.refine_by_scenario(suite.functions, suite.classification, _sequences(suite.runner, runs))
     for func in suite.functions:
         if func.verdict == IMPLEMENTED and not func.uses:
             func.verdict = UNUSED

@@ -17,7 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .classify import _STRENGTH, EMPTY, REAL, Fact, Resolution, SuiteFacts, Summary, _resolve, real_atoms
+from .facts import _STRENGTH, EMPTY, REAL, Fact, SuiteFacts, Summary, real_atoms
+from .fixpoint import Resolution, _resolve
+from .hollow import hollow_reasons
 from .model import HOLLOW, IMPLEMENTED, STUB, Evidence, StepFunction
 from .rules import Rules
 from .rustscan import RustModule, parser
@@ -404,8 +406,6 @@ def classify_all(functions: list[StepFunction], facts: RustFacts, modules: list[
             slots |= {a[2:] for a in fact.cond if a.startswith("s:")}
     res = _resolve(writes, SuiteFacts(rules=facts.rules, runner="rust", modules={}), slots)
     res.step_written = {slot for summary in summaries.values() for slot in summary.writes}
-    from .classify import hollow_reasons
-
     for func in functions:
         reason = stubs[id(func)]
         if reason:

@@ -26,9 +26,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .. import pyscan
-from ..classify import SuiteFacts
+from .. import pyscan, pyscan_model, pysource, pyvalues
 from ..config import SuiteConfig
+from ..facts import SuiteFacts
 from ..matching import StepIndex, behave_spec, stand_ins
 from ..model import FeatureStep, Pattern, SourceError, StepFunction
 from ..rules import STDLIB, Rules
@@ -44,13 +44,13 @@ EXPORTS = [
 _MATCHER_MODULES = ("behave", "behave.matchers", "behave.api.step_matchers", "behave.step_registry")
 
 
-def scan_rules() -> pyscan.ScanRules:
+def scan_rules() -> pyscan_model.ScanRules:
     registrations: dict[str, str] = {}
     for module in ("behave", "behave.step_registry"):
         for kw in DECORATORS:
             registrations[f"{module}.{kw}"] = kw
             registrations[f"{module}.{kw.title()}"] = kw
-    return pyscan.ScanRules(
+    return pyscan_model.ScanRules(
         family="behave",
         registrations=registrations,
         default_parser="parse",
@@ -116,12 +116,12 @@ class _Modules:
 
     def __init__(self, root: Path, search: list[Path], errors: list[SourceError]) -> None:
         self.root, self.search, self.errors = root, search, errors
-        self.by_path: dict[Path, pyscan.ModuleInfo | None] = {}
+        self.by_path: dict[Path, pysource.ModuleInfo | None] = {}
 
-    def load(self, path: Path, name: str) -> pyscan.ModuleInfo | None:
+    def load(self, path: Path, name: str) -> pysource.ModuleInfo | None:
         key = path.resolve()
         if key not in self.by_path:
-            loaded = pyscan.load_module(path, show(path, self.root), self.root, name)
+            loaded = pysource.load_module(path, show(path, self.root), self.root, name)
             if isinstance(loaded, SourceError):
                 self.errors.append(loaded)
                 self.by_path[key] = None
@@ -129,11 +129,11 @@ class _Modules:
                 self.by_path[key] = loaded
         return self.by_path[key]
 
-    def any(self, name: str) -> pyscan.ModuleInfo | None:
+    def any(self, name: str) -> pysource.ModuleInfo | None:
         path = module_file(name, self.search[: -len(installed_roots()) or None])
         return self.load(path, name) if path is not None else None
 
-    def resolve(self, name: str) -> pyscan.ModuleInfo | None:
+    def resolve(self, name: str) -> pysource.ModuleInfo | None:
         top = name.split(".")[0]
         if top in ("behave", "parse", "parse_type", "six") or top in STDLIB:
             return None
@@ -141,7 +141,7 @@ class _Modules:
         if path is None:
             return None
         module = self.load(path, name)
-        if module is None or not pyscan.interesting(module):
+        if module is None or not pysource.interesting(module):
             return None
         return module
 
@@ -234,11 +234,11 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
             d for d in sorted((base / steps_dir).rglob("*")) if d.is_dir() and d.name != "__pycache__"
         ]
     modules = _Modules(root, [*step_dirs, base, root, *installed_roots()], errors)
-    discovery = pyscan.Discovery()
+    discovery = pyscan_model.Discovery()
     state = pyscan.ScanState(scan_rules(), discovery)
     state.resolve = modules.resolve
     state.lookup = modules.any
-    hooks: list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, pyscan.ModuleInfo]] = []
+    hooks: list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, pysource.ModuleInfo]] = []
     env_path = base / environment
     if env_path.is_file() and (env := modules.load(env_path, "environment")) is not None:
         discovery.modules.append(env)
@@ -260,7 +260,7 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
             pyscan.Evaluator(module, state).run(module.tree.body, env_vars)
         except RecursionError:
             errors.append(SourceError(module.display, 0, "too deeply nested to analyse"))
-        module.constants = {k: v for k, v in env_vars.items() if pyscan.known(v)}
+        module.constants = {k: v for k, v in env_vars.items() if pyvalues.known(v)}
     state.matcher = default
     for loaded in modules.by_path.values():
         if loaded is not None and loaded not in discovery.modules:

@@ -23,9 +23,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .. import gherkin_reader, pyscan
-from ..classify import SuiteFacts
+from .. import gherkin_reader, pyscan, pyscan_model, pysource
 from ..config import SuiteConfig
+from ..facts import SuiteFacts
 from ..matching import StepIndex, pytest_bdd_spec, stand_ins
 from ..model import FeatureStep, Pattern, SourceError, StepFunction
 from ..rules import Rules
@@ -38,7 +38,7 @@ TEST_DIR_NAMES = frozenset(
 )
 
 
-def scan_rules() -> pyscan.ScanRules:
+def scan_rules() -> pyscan_model.ScanRules:
     registrations: dict[str, str] = {}
     for module in ("pytest_bdd", "pytest_bdd.steps"):
         for kw in ("given", "when", "then", "step"):
@@ -52,7 +52,7 @@ def scan_rules() -> pyscan.ScanRules:
     for module in ("pytest_bdd", "pytest_bdd.scenario"):
         bindings[f"{module}.scenarios"] = "scenarios"
         bindings[f"{module}.scenario"] = "scenario"
-    return pyscan.ScanRules(
+    return pyscan_model.ScanRules(
         family="pytest_bdd",
         registrations=registrations,
         default_parser="string",
@@ -125,14 +125,14 @@ def _module_name(path: Path) -> str:
 class _Loader:
     def __init__(self, root: Path, errors: list[SourceError]) -> None:
         self.root, self.errors = root, errors
-        self.by_path: dict[Path, pyscan.ModuleInfo | None] = {}
-        self.by_name: dict[str, pyscan.ModuleInfo] = {}
+        self.by_path: dict[Path, pysource.ModuleInfo | None] = {}
+        self.by_name: dict[str, pysource.ModuleInfo] = {}
         self.search: list[Path] = [root, root / "src"]
 
-    def load(self, path: Path) -> pyscan.ModuleInfo | None:
+    def load(self, path: Path) -> pysource.ModuleInfo | None:
         key = Path(os.path.abspath(path))
         if key not in self.by_path:
-            loaded = pyscan.load_module(path, show(path, self.root), self.root, _module_name(path))
+            loaded = pysource.load_module(path, show(path, self.root), self.root, _module_name(path))
             if isinstance(loaded, SourceError):
                 self.errors.append(loaded)
                 self.by_path[key] = None
@@ -144,7 +144,7 @@ class _Loader:
                     self.search.append(base)
         return self.by_path[key]
 
-    def resolve(self, name: str) -> pyscan.ModuleInfo | None:
+    def resolve(self, name: str) -> pysource.ModuleInfo | None:
         if name in self.by_name:
             return self.by_name[name]
         path = module_file(name, [*self.search, *installed_roots()])
@@ -174,10 +174,10 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
         if p not in taken
         and (str(p).startswith(test_dirs) or TEST_DIR_NAMES & set(p.relative_to(root).parts[:-1]))
     ]  # fmt: skip
-    discovery = pyscan.Discovery()
+    discovery = pyscan_model.Discovery()
     state = pyscan.ScanState(scan_rules(), discovery)
     state.lookup = loader.resolve
-    scanned: list[pyscan.ModuleInfo] = []
+    scanned: list[pysource.ModuleInfo] = []
     for path in [*conftests, *tests, *support]:
         module = loader.load(path)
         if module is not None and module not in scanned:
@@ -277,7 +277,7 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
     for func in discovery.functions:
         if not any(p.namespace in visible_anywhere for p in func.patterns):
             func.reasons.append("no test module sees it (not in a conftest, a test module or a star import)")
-    fixtures: dict[str, list[tuple[Any, pyscan.ModuleInfo]]] = {}
+    fixtures: dict[str, list[tuple[Any, pysource.ModuleInfo]]] = {}
     for module in scanned:
         for name, fn in module.fixtures.items():
             fixtures.setdefault(name, []).append((fn, module))
@@ -341,7 +341,7 @@ def _read(
     return steps
 
 
-def _imported(modules: list[pyscan.ModuleInfo], loader: _Loader, tests: set[str]) -> set[str]:
+def _imported(modules: list[pysource.ModuleInfo], loader: _Loader, tests: set[str]) -> set[str]:
     """Modules pytest imports: test modules, conftests, plugins and whatever they import."""
     seen: set[str] = set()
     pending = [m for m in modules if m.display in tests or m.path.name == "conftest.py"]
@@ -364,7 +364,7 @@ def _fixture_name(pattern: Pattern) -> str:
     return f"pytestbdd_stepdef_{keyword}_{pattern.text}"
 
 
-def _plugin_names(module: pyscan.ModuleInfo) -> list[str]:
+def _plugin_names(module: pysource.ModuleInfo) -> list[str]:
     if module.plugins:
         return module.plugins
     # pytest_plugins read before the evaluator ran: a literal list at module level
@@ -381,13 +381,13 @@ def _plugin_names(module: pyscan.ModuleInfo) -> list[str]:
 
 
 def _visibility(
-    modules: list[pyscan.ModuleInfo], loader: _Loader, tests: set[str], root: Path
+    modules: list[pysource.ModuleInfo], loader: _Loader, tests: set[str], root: Path
 ) -> dict[str, dict[str, tuple[int, int]]]:
     """For each test module: the namespaces whose step fixtures it sees, with (closeness, the order
     pytest registered their module in)."""
     namespaces: dict[str, set[str]] = {}
 
-    def namespace(module: pyscan.ModuleInfo, stack: tuple[str, ...] = ()) -> set[str]:
+    def namespace(module: pysource.ModuleInfo, stack: tuple[str, ...] = ()) -> set[str]:
         if module.display in namespaces:
             return namespaces[module.display]
         found = {module.display}

@@ -13,9 +13,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from .. import gherkin_reader, pyscan
-from ..classify import SuiteFacts
+from .. import gherkin_reader, pyscan, pyscan_model, pysource
 from ..config import SuiteConfig
+from ..facts import SuiteFacts
 from ..harness_facts import HarnessFacts, read_harness
 from ..matching import StepIndex, registry_spec, stand_ins
 from ..model import FeatureStep, Pattern, SourceError, StepFunction
@@ -25,8 +25,8 @@ from .base import Resolution, Suite, display, skipped, walk
 from .pymods import by_names, module_file, product_module
 
 
-def scan_rules(registry: str) -> pyscan.ScanRules:
-    return pyscan.ScanRules(
+def scan_rules(registry: str) -> pyscan_model.ScanRules:
+    return pyscan_model.ScanRules(
         family="registry",
         registrations={f"{registry}.{kw}": kw for kw in ("given", "when", "then", "step")},
         default_parser="parse",
@@ -92,13 +92,13 @@ def load(config: SuiteConfig, rules: Rules) -> Suite:
     root = config.root
     feature_roots = config.features or [root / "features"]
     step_roots = config.steps or [root / "steps"]
-    discovery = pyscan.Discovery()
+    discovery = pyscan_model.Discovery()
     state = pyscan.ScanState(scan_rules(config.registry), discovery)
     state.lookup = lambda name: next((m for m in discovery.modules if m.module_name == name), None)
     for path in (p for r in step_roots if r.exists() for p in walk(r, ".py")):
         if skipped(path, root):
             continue
-        loaded = pyscan.load_module(path, display(path, root), root)
+        loaded = pysource.load_module(path, display(path, root), root)
         if isinstance(loaded, SourceError):
             discovery.errors.append(loaded)
             continue
