@@ -21,9 +21,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from harness import waiting
 from harness.processes import ManagedProcess, free_port, spawn
 
 PG_USER = "postgres"
@@ -104,13 +104,19 @@ class PostgresServer:
             "-c", "fsync=off",  # a killed process, not a lost machine: the page cache keeps the data
         ]  # fmt: skip
         self.proc = spawn(f"postgres-{self.port}", argv, log_path=self.log_path)
-        deadline = time.monotonic() + timeout
-        while not self._accepts():
-            if not self.proc.alive():
-                raise PostgresError(f"PostgreSQL exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise PostgresError(f"PostgreSQL not ready after {timeout:g} s:\n{self.log_tail()}")
-            time.sleep(0.05)
+        proc = self.proc
+
+        def ready() -> bool:
+            if self._accepts():
+                return True
+            if not proc.alive():
+                raise PostgresError(f"PostgreSQL exited with {proc.returncode}:\n{self.log_tail()}")
+            return False
+
+        try:
+            waiting.until(ready, timeout=timeout, what="PostgreSQL accepting connections", interval=0.05)
+        except waiting.WaitTimeout:
+            raise PostgresError(f"PostgreSQL not ready after {timeout:g} s:\n{self.log_tail()}") from None
 
     def kill(self) -> int:
         """SIGKILL the postmaster and every process it forked (they run in their own sessions), as a
@@ -123,9 +129,10 @@ class PostgresServer:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
         self.proc.kill()
-        deadline = time.monotonic() + 10.0
-        while any(_alive(c) for c in children) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        # until every backend has died (at most 10 s: one that lingers is no error)
+        waiting.poll(
+            lambda: any(_alive(c) for c in children), lambda alive: not alive, timeout=10.0, interval=0.02
+        )
         self.kills += 1
         return pid
 

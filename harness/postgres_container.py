@@ -14,10 +14,10 @@ backend's teardown and :mod:`harness.docker_cleanup`'s sweep remove it too.
 from __future__ import annotations
 
 import contextlib
-import time
 from pathlib import Path
 from typing import Any
 
+from harness import waiting
 from harness.postgres import PG_USER, PostgresError
 
 IMAGE = "servingbdd/postgres:15"
@@ -77,17 +77,22 @@ class PostgresContainer:
             self.host_port = int(self.container.ports[f"{PORT}/tcp"][0]["HostPort"])
         except Exception as exc:  # docker API errors: one line, no traceback
             raise PostgresError(f"starting the PostgreSQL container {self.name} failed: {exc}") from None
-        deadline = time.monotonic() + timeout
-        while not self._accepts():
+
+        def ready() -> bool:
+            if self._accepts():
+                return True
             status = self._status()
             if status not in _UP_STATES:
                 code = self._exit_code()
                 raise PostgresError(
                     f"the PostgreSQL container exited ({status}, code {code}):\n{self.log_tail()}"
                 )
-            if time.monotonic() > deadline:
-                raise PostgresError(f"PostgreSQL not ready after {timeout:g} s:\n{self.log_tail()}")
-            time.sleep(0.1)
+            return False
+
+        try:
+            waiting.until(ready, timeout=timeout, what="PostgreSQL accepting connections", interval=0.1)
+        except waiting.WaitTimeout:
+            raise PostgresError(f"PostgreSQL not ready after {timeout:g} s:\n{self.log_tail()}") from None
 
     def kill(self) -> int:
         """``docker kill`` (SIGKILL to the postmaster, PID 1: the kernel kills every backend with it);

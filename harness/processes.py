@@ -22,11 +22,10 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from harness import cleanup
+from harness import cleanup, waiting
 
 _registry: dict[int, ManagedProcess] = {}
 # Re-entrant: a signal handler may run while the main thread holds the lock.
@@ -143,9 +142,7 @@ def process_state(pid: int) -> str:
 def _await_state(pid: int, reached: Callable[[str], bool], timeout: float = 2.0) -> None:
     if not Path("/proc/self/stat").exists():  # no procfs: nothing to wait on
         return
-    deadline = time.monotonic() + timeout
-    while not reached(process_state(pid)) and time.monotonic() < deadline:
-        time.sleep(0.002)
+    waiting.poll(lambda: process_state(pid), reached, timeout=timeout, interval=0.002)
 
 
 PIDFILE_DIR = Path(tempfile.gettempdir()) / "servingbdd-services"

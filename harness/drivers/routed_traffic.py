@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from harness import trace
+from harness import trace, waiting
 from harness.observations import Observation, Observations
 
 VERSION_HEADER = "x-model-version"
@@ -142,10 +142,7 @@ class RoutedTraffic:
 
     def wait_for(self, count: int, timeout: float) -> int:
         """Until ``count`` answers have arrived in total (or ``timeout``); how many there are."""
-        deadline = time.monotonic() + timeout
-        while len(self._answers) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return len(self._answers)
+        return waiting.poll(lambda: len(self._answers), lambda n: n >= count, timeout=timeout, interval=0.05)
 
     def close(self) -> None:
         self.stop()

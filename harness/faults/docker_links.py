@@ -19,13 +19,13 @@ endpoint is published on 127.0.0.1 only; the test process sets faults through it
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from harness import waiting
 from harness.backends.base import BackendError
 
 CONTROL_PORT = 9000  # the proxy's control endpoint inside its container
@@ -169,8 +169,8 @@ class DockerLinks:
             raise BackendError(f"starting the fault proxy {alias} ({self.image}) failed: {exc}") from None
 
     def _await(self, link: _Link) -> None:
-        deadline = time.monotonic() + PROXY_STARTUP_TIMEOUT_S
-        while True:
+        def control() -> str | None:
+            """The proxy's control URL once it answers there; fails at once if the proxy exited."""
             link.container.reload()
             if link.container.status not in ("created", "running"):
                 raise BackendError(f"the fault proxy {link.alias} exited; its log:\n{self._logs(link)}")
@@ -180,13 +180,21 @@ class DockerLinks:
                 url = f"http://127.0.0.1:{bindings[0]['HostPort']}"
                 with contextlib.suppress(httpx.HTTPError):
                     if self._http.get(f"{url}/links", timeout=1.0).status_code == 200:
-                        link.control = url
-                        return
-            if time.monotonic() > deadline:
-                raise BackendError(
-                    f"the fault proxy {link.alias} did not answer; its log:\n{self._logs(link)}"
-                )
-            time.sleep(0.05)
+                        return url
+            return None
+
+        try:
+            link.control = waiting.until(
+                control,
+                lambda url: url is not None,
+                timeout=PROXY_STARTUP_TIMEOUT_S,
+                what=f"the fault proxy {link.alias} to answer on its control port",
+            )
+        except waiting.WaitTimeout:
+            raise BackendError(
+                f"the fault proxy {link.alias} did not answer within {PROXY_STARTUP_TIMEOUT_S:g} s; "
+                f"its log:\n{self._logs(link)}"
+            ) from None
 
     def _logs(self, link: _Link) -> str:
         with contextlib.suppress(Exception):

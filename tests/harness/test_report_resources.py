@@ -14,6 +14,7 @@ import pytest
 
 from harness import docker_cleanup
 from harness.report.resources import ResourceSampler, Watched, _tree, proc_reading
+from harness.waiting import until
 
 BUSY = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
 HOLD_200_MIB = (
@@ -58,11 +59,15 @@ def test_a_service_is_measured_with_its_children(spawn) -> None:
     launcher = f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {HOLD_200_MIB!r}])\n"
     parent = spawn(launcher + "time.sleep(30)")
     own = proc_reading(parent.pid)
-    deadline = time.monotonic() + 20
     try:
-        while (reading := proc_reading(parent.pid)) is not None and reading[1] < 200 * 2**20:
-            assert time.monotonic() < deadline, f"the child's memory never showed: {reading}"
-            time.sleep(0.2)
+        until(
+            lambda: proc_reading(parent.pid),
+            lambda reading: reading is None or reading[1] >= 200 * 2**20,
+            timeout=20,
+            what="the child's memory to show in the parent's reading",
+            interval=0.2,
+            seen=repr,
+        )
         assert own is not None and own[1] < 100 * 2**20, "the parent alone holds little"
     finally:
         for pid in _tree(parent.pid)[1:]:  # the child, by its pid, before it is orphaned

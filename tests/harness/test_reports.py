@@ -18,6 +18,8 @@ import pytest
 import xmlschema
 from test_runners import _env, _features
 
+from harness.waiting import poll
+
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 FAILING = """\
@@ -113,11 +115,12 @@ def test_an_interrupted_run_writes_valid_reports_error_and_skipped(tmp_path: Pat
         _argv(features, tmp_path), cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            if trace.exists() and len(trace.read_text().splitlines()) >= 2:  # scenario 2 is under way
-                break
-            time.sleep(0.2)
+        poll(  # until scenario 2 is under way (or the run ended: asserted below)
+            lambda: trace.exists() and len(trace.read_text().splitlines()) >= 2,
+            lambda under_way: under_way or proc.poll() is not None,
+            timeout=180,
+            interval=0.2,
+        )
         time.sleep(3.0)  # into the cluster start or the long step
         assert proc.poll() is None, "the run ended before it could be interrupted"
         proc.send_signal(signal.SIGINT)

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness import waiting
 from sut.demo_models import Artifact, build_demo, build_slow_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -67,13 +67,16 @@ def _spawn(args: tuple[str, ...], artifact_root: Path, log_path: Path) -> tuple[
         proc = subprocess.Popen(
             argv, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline and proc.poll() is None:
-        match = _LISTENING.search(log_path.read_text(errors="replace"))
-        if match:
-            return proc, f"http://127.0.0.1:{match.group(1)}"
-        time.sleep(0.05)
-    return proc, None
+    # until it says it listens; None if it exited first or never did (the caller fails with its log)
+    match = waiting.poll(
+        lambda: _LISTENING.search(log_path.read_text(errors="replace")),
+        lambda found: found is not None or proc.poll() is not None,
+        timeout=STARTUP_TIMEOUT,
+        interval=0.05,
+    )
+    if match is None or proc.poll() is not None:
+        return proc, None
+    return proc, f"http://127.0.0.1:{match.group(1)}"
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 import httpx
 import pytest
@@ -12,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from harness import waiting
 from sut.errors import ApiError, install_error_handlers
 
 JSON = {"content-type": "application/json"}
@@ -49,10 +49,7 @@ def url():
     server = uvicorn.Server(uvicorn.Config(make_app(), host="127.0.0.1", port=port, log_level="critical"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
+    waiting.until(lambda: server.started, timeout=30, what="the uvicorn server to start", interval=0.02)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pytest
 from gateway_fixtures import Cluster, wait_until, worker_available
 
 from fixtures.misbehaving import FAIL_HASH, build_misbehaving
+from harness import waiting
 from sut.demo_models import build_demo
 
 pytestmark = [
@@ -90,11 +91,20 @@ class Traffic:
         return out
 
     def for_seconds(self, seconds: float) -> list[dict[str, Any]]:
-        out = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            out += self.send()
-        return out
+        batches = waiting.during(self.send, seconds=seconds, what="sending requests", interval=0)
+        return [answer for batch in batches for answer in batch]
+
+    def send_until(self, done: Callable[[], bool], *, batch: int, timeout: float) -> None:
+        """Send ``batch`` requests at a time until ``done()``, for at most ``timeout`` s (the caller then
+        asserts the state): the controllers judge the traffic they see, so waiting for them drives it."""
+
+        def settled() -> bool:
+            if done():
+                return True
+            self.send(batch)
+            return False
+
+        waiting.poll(settled, bool, timeout=timeout, interval=0)
 
 
 def expected(cluster: Cluster, version: str, rows: np.ndarray) -> np.ndarray:
@@ -116,6 +126,11 @@ def running(cluster: Cluster) -> bool:
     in memory first)."""
     view = policy(cluster)["policy"]
     return view["status"] in ("running", "reduced") or not view.get("stored", True)
+
+
+def gateway_now(cluster: Cluster) -> datetime:
+    """The gateway's clock (shifted by its ``clock_offset_s``)."""
+    return datetime.fromisoformat(cluster.get("/admin/clock").json()["now"].replace("Z", "+00:00"))
 
 
 def production(cluster: Cluster) -> str:
@@ -170,9 +185,7 @@ def test_a_healthy_canary_ramps_through_every_stage_and_is_promoted(cluster: Clu
     body = {"kind": "canary", "canary": "2", "stages": [20, 50, 100], "stage_seconds": 0.5, "min_requests": 5}
     assert put(cluster, "/admin/models/demo/policy", body).status_code == 200
     traffic = Traffic(cluster)
-    deadline = time.monotonic() + 30
-    while running(cluster) and time.monotonic() < deadline:
-        traffic.send(10)
+    traffic.send_until(lambda: not running(cluster), batch=10, timeout=30)
     view = policy(cluster)
     assert view["policy"]["status"] == "promoted", view
     assert [(h["share"], h["verdict"]) for h in view["policy"]["history"]] == [
@@ -204,9 +217,7 @@ def test_a_bad_canary_is_rolled_back_at_the_first_stage(
     }
     assert put(cluster, "/admin/models/demo/policy", body).status_code == 200
     traffic = Traffic(cluster)
-    deadline = time.monotonic() + 30
-    while running(cluster) and time.monotonic() < deadline:
-        traffic.send(5)
+    traffic.send_until(lambda: not running(cluster), batch=5, timeout=30)
     view = policy(cluster)["policy"]
     assert view["status"] == "rolled_back" and view["stage"] == 0, view
     assert signature in view["reason"]
@@ -241,9 +252,7 @@ def test_a_graduated_rollback_reduces_the_share_alerts_then_rolls_back_when_the_
 ) -> None:
     graduated_canary(cluster)
     traffic = Traffic(cluster)
-    deadline = time.monotonic() + 60
-    while running(cluster) and time.monotonic() < deadline:
-        traffic.send(5)
+    traffic.send_until(lambda: not running(cluster), batch=5, timeout=60)
     view = policy(cluster)["policy"]
     assert view["status"] == "rolled_back", view
     verdicts = [(h["share"], h["verdict"]) for h in view["history"]]
@@ -270,14 +279,10 @@ def test_a_graduated_rollback_reduces_the_share_alerts_then_rolls_back_when_the_
 def test_a_graduated_rollback_recovers_when_the_breach_ends(cluster: Cluster) -> None:
     graduated_canary(cluster)
     traffic = Traffic(cluster)
-    deadline = time.monotonic() + 30
-    while policy(cluster)["policy"]["status"] == "running" and time.monotonic() < deadline:
-        traffic.send(5)
+    traffic.send_until(lambda: policy(cluster)["policy"]["status"] != "running", batch=5, timeout=30)
     assert policy(cluster)["policy"]["status"] == "reduced"
     traffic.only_inputs_bad_accepts = True  # the clients' inputs change: the canary stops failing
-    deadline = time.monotonic() + 30
-    while policy(cluster)["policy"]["status"] == "reduced" and time.monotonic() < deadline:
-        traffic.send(5)
+    traffic.send_until(lambda: policy(cluster)["policy"]["status"] != "reduced", batch=5, timeout=30)
     view = policy(cluster)["policy"]
     assert (view["status"], view["stage"], view["share"]) == ("running", 0, 50), view
     assert view["history"][-1]["verdict"] == "recover" and "no longer breaches" in view["reason"]
@@ -322,9 +327,7 @@ def test_an_alert_rolls_a_failing_production_version_back(cluster: Cluster) -> N
     )
     assert cluster.post("/admin/models/demo/swap", {"version": BAD}).status_code == 200
     traffic = Traffic(cluster)
-    deadline = time.monotonic() + 20
-    while production(cluster) == BAD and time.monotonic() < deadline:
-        traffic.send(5)
+    traffic.send_until(lambda: production(cluster) != BAD, batch=5, timeout=20)
     assert production(cluster) == "2"  # back to the version before, not to 1
     fired = audit(cluster, "alert_fired")[-1]["details"]
     assert fired["actor"] == "alert" and fired["version"] == BAD and "error rate" in fired["reason"]
@@ -405,18 +408,12 @@ def test_time_rules_read_the_gateway_clock_shifted_at_start(cluster: Cluster) ->
         cluster.wait_holders("demo", "3", 2)
 
     restart_at(datetime(2025, 1, 8, 16, 59, 40, tzinfo=zone))  # a Wednesday, 20 s before 17:00 in Tokyo
-    clock = cluster.get("/admin/clock").json()
-    shown = datetime.fromisoformat(clock["now"].replace("Z", "+00:00")).astimezone(zone)
+    shown = gateway_now(cluster).astimezone(zone)
     assert shown.date().isoformat() == "2025-01-08" and shown.hour == 16
     before = Traffic(cluster).send(3)
     assert {a["version"] for a in before} == {"2"}
-    deadline = time.monotonic() + 40
-    while (
-        datetime.fromisoformat(cluster.get("/admin/clock").json()["now"].replace("Z", "+00:00"))
-        < datetime(2025, 1, 8, 17, 0, 0, tzinfo=zone) + timedelta(milliseconds=50)
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.1)
+    boundary = datetime(2025, 1, 8, 17, 0, 0, tzinfo=zone) + timedelta(milliseconds=50)
+    waiting.poll(lambda: gateway_now(cluster), lambda now: now >= boundary, timeout=40, interval=0.1)
     assert {a["version"] for a in Traffic(cluster).send(3)} == {"1"}  # after the boundary: the default
     restart_at(datetime(2025, 1, 11, 10, 0, 0, tzinfo=zone))  # a Saturday morning
     assert {a["version"] for a in Traffic(cluster).send(3)} == {"3"}

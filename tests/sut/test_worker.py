@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from harness import waiting
 from sut import launcher
 from sut.demo_models import build_large_model, rows_for
 from sut.token_source import write_token_file
@@ -223,9 +224,8 @@ def test_hot_swap_under_load_has_no_failed_request(client, worker):
     for t in threads:
         t.start()
     try:
-        deadline = time.monotonic() + 30
-        while not all(len(s) >= 3 for s in seen) and time.monotonic() < deadline:
-            time.sleep(0.05)  # every thread has been answered by v1 before the swap starts
+        # every thread has been answered by v1 before the swap starts (the asserts below tell if not)
+        waiting.poll(lambda: all(len(s) >= 3 for s in seen), bool, timeout=30, interval=0.05)
         load_ok(client, "demo", "2")
         time.sleep(0.5)
         unload = client.post("/v2/repository/models/demo/unload", json={"parameters": {"version": "1"}})
@@ -335,13 +335,14 @@ def start_in_background(worker, rows: np.ndarray) -> tuple[threading.Thread, dic
 
 
 def wait_in_flight(client: httpx.Client, model: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        models = client.get("/worker/status").json()["models"]
-        if any(m["name"] == model and m["in_flight"] > 0 for m in models):
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"no request in flight on {model}")
+    waiting.until(
+        lambda: client.get("/worker/status").json()["models"],
+        lambda models: any(m["name"] == model and m["in_flight"] > 0 for m in models),
+        timeout=timeout,
+        what=f"a request in flight on {model}",
+        interval=0.02,
+        seen=repr,
+    )
 
 
 def test_unload_waits_for_in_flight_request(client, worker):
@@ -404,13 +405,7 @@ GATEWAY_MAIN = Path(__file__).resolve().parents[2] / "sut" / "gateway" / "__main
 
 
 def wait_for(what: str, check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return waiting.until(check, timeout=timeout, what=what, interval=0.1)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from harness import docker_cleanup, docker_images
+from harness import docker_cleanup, docker_images, waiting
 from harness.processes import ManagedProcess, free_port, spawn
 from harness.targets.mlserver import env, image
 from harness.targets.mlserver.repository import ServerSettings, write_server_settings
@@ -55,35 +54,46 @@ class MLServerHandle(ABC):
 
     def wait_live(self, timeout: float) -> None:
         """Until ``GET /v2/health/live`` answers 200; fail at once, with the log, if the server died."""
-        deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0, trust_env=False) as client:
-            while True:
+
+            def live() -> bool:
                 if not self.alive():
                     raise MLServerStartError(
                         f"mlserver exited while starting; last log lines:\n{self._tail()}"
                     )
                 with contextlib.suppress(httpx.HTTPError):
-                    if client.get(f"{self.url}/v2/health/live").status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise MLServerStartError(
-                        f"mlserver did not answer /v2/health/live within {timeout:.0f} s; "
-                        f"last log lines:\n{self._tail()}"
-                    )
-                time.sleep(POLL_S)
+                    return client.get(f"{self.url}/v2/health/live").status_code == 200
+                return False
+
+            try:
+                waiting.until(live, timeout=timeout, what="/v2/health/live to answer 200", interval=POLL_S)
+            except waiting.WaitTimeout:
+                raise MLServerStartError(
+                    f"mlserver did not answer /v2/health/live within {timeout:g} s; "
+                    f"last log lines:\n{self._tail()}"
+                ) from None
 
     def wait_model_ready(self, model: str, version: str | None = None, timeout: float = 30.0) -> None:
         """Until ``GET /v2/models/M[/versions/V]/ready`` answers 200."""
         path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/ready"
-        deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0, trust_env=False) as client:
-            while True:
+
+            def ready() -> bool:
                 with contextlib.suppress(httpx.HTTPError):
                     if client.get(self.url + path).status_code == 200:
-                        return
-                if time.monotonic() > deadline or not self.alive():
-                    raise MLServerStartError(f"{path} never answered 200; last log lines:\n{self._tail()}")
-                time.sleep(POLL_S)
+                        return True
+                if not self.alive():
+                    raise MLServerStartError(
+                        f"{path} never answered 200: mlserver exited; last log lines:\n{self._tail()}"
+                    )
+                return False
+
+            try:
+                waiting.until(ready, timeout=timeout, what=f"{path} to answer 200", interval=POLL_S)
+            except waiting.WaitTimeout:
+                raise MLServerStartError(
+                    f"{path} never answered 200 within {timeout:g} s; last log lines:\n{self._tail()}"
+                ) from None
 
     def _tail(self, lines: int = 30) -> str:
         try:
