@@ -41,6 +41,7 @@ from harness.load.endpoints import Endpoint, check_endpoints, v2_endpoints, writ
 from harness.load.schedule import Schedule
 from harness.load.workers import LOCUSTFILE, ProcessSite, Worker, WorkerSite, tail
 from harness.observations import Observation
+from harness.waiting import poll
 
 TASK_NAMES = ("infer", "metadata", "ready", "live")
 _POLL_S = 0.1
@@ -291,23 +292,25 @@ class LoadRun:
     def wait_for_samples(self, count: int = 1, timeout: float = 30.0) -> None:
         """Block until at least ``count`` samples exist; raise :class:`LoadError` if Locust died first."""
         trace.touch("load", f"wait for {count} samples")
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def progress() -> tuple[bool, int]:  # exited first: samples written just before the exit still count
             exited = not self.running
-            have = self._reader.count()
-            if have >= count:
-                return
-            if exited:
-                raise LoadError(
-                    f"locust exited (code {self.returncode}) after {have} of the {count} samples waited for;"
-                    f" command: {' '.join(self.command)}\n--- locust log tail ---\n{self.log_tail}"
-                )
-            if time.monotonic() >= deadline:
-                raise LoadError(
-                    f"only {have} of {count} samples after {timeout:.1f} s (locust still running)"
-                    f"\n--- locust log tail ---\n{self.log_tail}"
-                )
-            time.sleep(_POLL_S)
+            return exited, self._reader.count()
+
+        exited, have = poll(
+            progress, lambda seen: seen[0] or seen[1] >= count, timeout=timeout, interval=_POLL_S
+        )
+        if have >= count:
+            return
+        if exited:
+            raise LoadError(
+                f"locust exited (code {self.returncode}) after {have} of the {count} samples waited for;"
+                f" command: {' '.join(self.command)}\n--- locust log tail ---\n{self.log_tail}"
+            )
+        raise LoadError(
+            f"only {have} of {count} samples after {timeout:.1f} s (locust still running)"
+            f"\n--- locust log tail ---\n{self.log_tail}"
+        )
 
     def wait(self, timeout: float) -> int:
         """Wait for a duration-limited run to end by itself; return Locust's exit code."""

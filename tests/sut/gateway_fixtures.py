@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.waiting import WaitTimeout, until
 from sut import launcher
 
 TOKEN = "gateway-test-token"
@@ -40,10 +41,10 @@ def free_port() -> int:
 def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.05) -> float:
     """Poll ``check`` until true; return the seconds it took, or fail naming ``what``."""
     start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+    try:
+        until(check, timeout=timeout, what=what, interval=interval)
+    except WaitTimeout as exc:
+        pytest.fail(str(exc))
     return time.monotonic() - start
 
 
