@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sut.errors import ApiError
+from sut.gateway.catalog_records import AliasChange, AuditEntry, CatalogSnapshot, VersionRecord
 from sut.gateway.catalog_recovery import CatalogUnavailable, StoreGuard
-from sut.gateway.catalog_store import AliasChange, AuditEntry, CatalogSnapshot, CatalogStore, VersionRecord
+from sut.gateway.catalog_store import CatalogStore
 
 log = logging.getLogger("sut.gateway.catalog")
 

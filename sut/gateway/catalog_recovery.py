@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sut.errors import ApiError
-from sut.gateway.catalog_store import CatalogSnapshot, CatalogStore
+from sut.gateway.catalog_records import CatalogSnapshot
+from sut.gateway.catalog_store import CatalogStore
 
 log = logging.getLogger("sut.gateway.catalog")
 

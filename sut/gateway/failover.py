@@ -28,21 +28,21 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from prometheus_client import Counter, Gauge
 
 from sut.errors import ApiError
+from sut.gateway.failover_audit import FailoverAudit
+from sut.gateway.provider_lock import ModelLock
+from sut.gateway.provider_probe import ProviderProbe, error_text, external_infer_url
 from sut.gateway.providers import (
     CONNECTION,
     TIMEOUT,
     FailoverPolicy,
-    ProviderCounters,
     ProviderHealth,
     ProviderSpec,
     classify,
@@ -62,11 +62,6 @@ SETTINGS_PREFIX = "providers/"
 AUDIT_KEY = "failover-audit"
 FLUSH_INTERVAL_S = 0.25
 TICK_S = 0.05
-PROBE_HOLDERS = 3  # pool probes: the pool is healthy when one of (at most) this many workers passes
-
-
-def _iso(wall: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall)) + f".{int(wall % 1 * 1000):03d}Z"
 
 
 @dataclass
@@ -79,136 +74,6 @@ class Served:
     failure: str | None = None  # the failure condition this outcome was, if any
     detail: str = ""
     judged: bool = True  # False: not the provider's doing (the gateway just started), counted nowhere
-
-
-class FailoverAudit:
-    """A bounded, queryable trail; the oldest entries go first, and how many went is counted."""
-
-    def __init__(self, limit: int = 1000) -> None:
-        self.limit = limit
-        self.entries: deque[dict[str, Any]] = deque()
-        self.dropped = 0
-        self.next_id = 1
-
-    def add(self, model: str, action: str, **details: Any) -> dict[str, Any]:
-        wall = time.time()
-        entry = {"id": self.next_id, "at": _iso(wall), "t": wall, "model": model, "action": action, **details}
-        self.next_id += 1
-        self.entries.append(entry)
-        while len(self.entries) > self.limit:
-            self.entries.popleft()
-            self.dropped += 1
-        return entry
-
-    def query(
-        self, model: str | None = None, action: str | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        picked = [
-            e
-            for e in self.entries
-            if (model is None or e["model"] == model) and (action is None or e["action"] == action)
-        ]
-        return picked[-limit:] if limit else picked
-
-    def document(self) -> dict[str, Any]:
-        return {
-            "limit": self.limit,
-            "dropped": self.dropped,
-            "next_id": self.next_id,
-            "entries": list(self.entries),
-        }
-
-    def restore(self, doc: dict[str, Any]) -> None:
-        entries = [e for e in doc.get("entries", []) if isinstance(e, dict)]
-        self.dropped = int(doc.get("dropped", 0))
-        self.next_id = max(
-            int(doc.get("next_id", 1)), 1 + max((int(e.get("id", 0)) for e in entries), default=0)
-        )
-        self.entries = deque(entries)
-        while len(self.entries) > self.limit:  # a smaller limit than the previous run's
-            self.entries.popleft()
-            self.dropped += 1
-
-
-@dataclass
-class ModelLock:
-    """A model's providers, the one holding the lock, and what is known about each."""
-
-    model: str
-    providers: list[ProviderSpec]
-    policy: FailoverPolicy
-    active: str
-    since: float = field(default_factory=time.time)  # wall clock of the last acquire/switch
-    switches: int = 0
-    counters: dict[str, ProviderCounters] = field(default_factory=dict)
-    health: dict[str, ProviderHealth] = field(default_factory=dict)
-    canaries: dict[str, bytes] = field(default_factory=dict)  # provider -> canary request body
-    probing: bool = False
-    next_probe: float = 0.0  # monotonic
-    blocked_reported: bool = False  # "no provider to fail over to" logged once per episode
-
-    def __post_init__(self) -> None:
-        for spec in self.providers:
-            self.counters.setdefault(spec.name, ProviderCounters())
-            self.health.setdefault(spec.name, ProviderHealth())
-
-    def spec(self, name: str) -> ProviderSpec:
-        for spec in self.providers:
-            if spec.name == name:
-                return spec
-        raise KeyError(name)
-
-    def rank(self, name: str) -> int:
-        return [s.name for s in self.providers].index(name)
-
-    def counters_now(self) -> dict[str, dict[str, Any]]:
-        return {name: c.as_dict() for name, c in self.counters.items()}
-
-    def document(self) -> dict[str, Any]:
-        return {
-            "providers": [s.as_dict() for s in self.providers],
-            "policy": self.policy.as_dict(),
-            "lock": {"active": self.active, "since": self.since, "switches": self.switches},
-            "counters": self.counters_now(),
-        }
-
-    @classmethod
-    def from_document(cls, model: str, doc: dict[str, Any]) -> ModelLock:
-        providers = [ProviderSpec(**p) for p in doc["providers"]]
-        lock = doc["lock"]
-        restored = cls(
-            model,
-            providers,
-            FailoverPolicy(**doc["policy"]),
-            active=str(lock["active"]),
-            since=float(lock["since"]),
-            switches=int(lock["switches"]),
-            counters={k: ProviderCounters.from_dict(v) for k, v in doc.get("counters", {}).items()},
-        )
-        restored.spec(restored.active)  # KeyError: a document naming no provider of its own
-        return restored
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "lock": {
-                "active": self.active,
-                "since": self.since,
-                "since_at": _iso(self.since),
-                "switches": self.switches,
-            },
-            "policy": self.policy.as_dict(),
-            "providers": [
-                {
-                    **spec.as_dict(),
-                    "priority": rank,
-                    "active": spec.name == self.active,
-                    "counters": self.counters[spec.name].as_dict(),
-                    "health": self.health[spec.name].as_dict(),
-                }
-                for rank, spec in enumerate(self.providers)
-            ],
-        }
 
 
 class Failover:
@@ -234,6 +99,7 @@ class Failover:
         self._audit_dirty = False
         backstop = None if router.timeout is None else router.timeout + 1.0  # asyncio.timeout is the deadline
         self._client = httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(backstop))
+        self.prober = ProviderProbe(self._client, registry, self._pool_unknown_yet)
         self._tasks: set[asyncio.Task[None]] = set()
         self.requests = Counter(
             "sut_provider_requests_total",
@@ -343,13 +209,13 @@ class Failover:
                 served = Served(exc.status, json.dumps({"error": error}).encode(), name, detail=exc.message)
                 served.judged = not self._pool_unknown_yet(spec)
             else:
-                served = Served(upstream.status, upstream.body, name, detail=_error_text(upstream.body))
+                served = Served(upstream.status, upstream.body, name, detail=error_text(upstream.body))
             served.failure = classify(served.status)
             return served
         return await self._send_external(lock, spec, version, body)
 
     async def _send_external(self, lock: ModelLock, spec: ProviderSpec, version: str, body: bytes) -> Served:
-        url = _external_infer_url(spec, lock.model)
+        url = external_infer_url(spec, lock.model)
         started = time.perf_counter()
         transport = None
         try:
@@ -358,7 +224,7 @@ class Failover:
                     url, content=body, headers={"content-type": "application/json"}
                 )
             status, content = response.status_code, response.content
-            detail = _error_text(content) if status >= 400 else ""
+            detail = error_text(content) if status >= 400 else ""
         except (TimeoutError, httpx.TimeoutException):
             transport, status = TIMEOUT, 504
             detail = f"no answer within the upstream timeout of {self.router.timeout:g} s"
@@ -455,7 +321,9 @@ class Failover:
             version = self.catalog.production(lock.model)
             if version is None:
                 return
-            results = await asyncio.gather(*(self._probe(lock, spec, version) for spec in lock.providers))
+            results = await asyncio.gather(
+                *(self.prober.probe(lock, spec, version) for spec in lock.providers)
+            )
             if self.locks.get(lock.model) is not lock:
                 return  # reconfigured meanwhile
             for spec, probe in zip(lock.providers, results, strict=True):
@@ -484,90 +352,11 @@ class Failover:
     def _ready_for_failback(health: ProviderHealth, policy: FailoverPolicy) -> bool:
         return health.ok and health.healthy_for() >= policy.hold_s
 
-    async def _probe(self, lock: ModelLock, spec: ProviderSpec, version: str) -> dict[str, Any]:
-        """Readiness, then a canary inference; ``{"ok", "at", "failure"?, "reason"?, "latency_ms", ...}``."""
-        started = time.perf_counter()
-        targets = self._probe_targets(lock, spec, version)
-        outcome: dict[str, Any] = {"ok": False, "failure": CONNECTION, "reason": "no target"}
-        if not targets and self._pool_unknown_yet(spec):
-            return {
-                "ok": False,
-                "judged": False,
-                "reason": "the gateway just started: pool not registered yet",
-            }
-        if not targets:
-            outcome = {
-                "ok": False,
-                "failure": "server_error",
-                "reason": f"no worker in pool {spec.pool} holds version {version}",
-            }
-        for base, infer_url, metadata_url in targets:
-            outcome = await self._probe_one(lock, spec, base, infer_url, metadata_url)
-            if outcome["ok"]:
-                break
-        outcome["at"] = _iso(time.time())
-        outcome["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        return outcome
-
     def _pool_unknown_yet(self, spec: ProviderSpec) -> bool:
         """Within the startup grace, a pool none of whose workers has registered yet is not judged."""
         if spec.kind != "pool" or time.monotonic() - self.started >= self.startup_grace_s:
             return False
         return not any(w.pool == spec.pool for w in self.registry.workers.values())
-
-    def _probe_targets(self, lock: ModelLock, spec: ProviderSpec, version: str) -> list[tuple[str, str, str]]:
-        if spec.kind == "external":
-            url = _external_infer_url(spec, lock.model)
-            return [(spec.url or "", url, url.removesuffix("/infer"))]
-        holders = [w for w in self.registry.holders(lock.model, version) if w.pool == spec.pool]
-        holders.sort(key=lambda w: not w.healthy)  # healthy ones first; a marked one may be back
-        path = f"/v2/models/{lock.model}/versions/{version}"
-        return [(w.url, f"{w.url}{path}/infer", f"{w.url}{path}") for w in holders[:PROBE_HOLDERS]]
-
-    async def _probe_one(
-        self, lock: ModelLock, spec: ProviderSpec, base: str, infer_url: str, metadata_url: str
-    ) -> dict[str, Any]:
-        timeout = lock.policy.probe_timeout_s
-        try:
-            async with asyncio.timeout(timeout):
-                ready = await self._client.get(f"{base}/v2/health/ready")
-                if ready.status_code != 200:
-                    failure = classify(ready.status_code) or "server_error"
-                    return {
-                        "ok": False,
-                        "failure": failure,
-                        "reason": f"{base} not ready ({ready.status_code})",
-                    }
-                canary = lock.canaries.get(spec.name)
-                if canary is None:
-                    meta = await self._client.get(metadata_url)
-                    if meta.status_code != 200:
-                        failure = classify(meta.status_code) or "server_error"
-                        return {
-                            "ok": False,
-                            "failure": failure,
-                            "reason": f"metadata answered {meta.status_code}",
-                        }
-                    canary = lock.canaries[spec.name] = canary_body(meta.json())
-                answer = await self._client.post(
-                    infer_url, content=canary, headers={"content-type": "application/json"}
-                )
-        except (TimeoutError, httpx.TimeoutException):
-            return {"ok": False, "failure": TIMEOUT, "reason": f"{base}: no answer within {timeout:g} s"}
-        except httpx.TransportError as exc:
-            return {"ok": False, "failure": CONNECTION, "reason": f"{base}: {type(exc).__name__}: {exc}"}
-        except (ValueError, KeyError, TypeError) as exc:
-            return {"ok": False, "failure": "server_error", "reason": f"{base}: unusable metadata: {exc}"}
-        if answer.status_code != 200:
-            failure = (
-                classify(answer.status_code) or "server_error"
-            )  # our own canary: never the client's fault
-            return {
-                "ok": False,
-                "failure": failure,
-                "reason": f"canary answered {answer.status_code}: {_error_text(answer.content)}",
-            }
-        return {"ok": True, "target": base}
 
     # -- persistence --------------------------------------------------------------------------------------
     async def flush(self) -> None:
@@ -618,37 +407,3 @@ class Failover:
 
     def _set_holder_gauge(self, lock: ModelLock) -> None:
         self.holder.labels(lock.model, lock.active).set(1)
-
-
-def _external_infer_url(spec: ProviderSpec, model: str) -> str:
-    path = f"/v2/models/{spec.remote_model or model}"
-    if spec.remote_version:
-        path += f"/versions/{spec.remote_version}"
-    return f"{spec.url}{path}/infer"
-
-
-def canary_body(metadata: dict[str, Any]) -> bytes:
-    """A one-row request of zeros that fits the model's declared inputs (dynamic dimensions as 1)."""
-    inputs = []
-    for spec in metadata["inputs"]:
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec["shape"]]
-        value: Any = False if spec["datatype"] == "BOOL" else 0
-        inputs.append(
-            {
-                "name": spec["name"],
-                "shape": shape,
-                "datatype": spec["datatype"],
-                "data": [value] * math.prod(shape),
-            }
-        )
-    return json.dumps({"id": "failover-canary", "inputs": inputs}).encode()
-
-
-def _error_text(content: bytes) -> str:
-    try:
-        payload = json.loads(content)
-    except ValueError:
-        return content[:200].decode(errors="replace")
-    if isinstance(payload, dict) and "error" in payload:
-        return str(payload["error"])[:300]
-    return ""

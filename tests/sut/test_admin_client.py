@@ -14,8 +14,8 @@ import pytest
 
 from sut import launcher
 from sut.admin_client import AdminApiError, AdminClient, error_message
-from sut.cli import AdminClient as CliAdminClient
-from sut.cli import CliError
+from sut.cli_admin import AdminClient as CliAdminClient
+from sut.cli_admin import CliError
 from sut.trainer.gateway_client import GatewayAdmin, GatewayError
 
 # path -> (status, content type, body)

@@ -18,7 +18,8 @@ from gateway_fixtures import JOIN, Cluster, Service, infer_body, wait_until
 
 from harness.faults.files import corrupt_file
 from sut.demo_models import build_demo
-from sut.gateway.failover import FailoverAudit, canary_body
+from sut.gateway.failover_audit import FailoverAudit
+from sut.gateway.provider_probe import canary_body
 from sut.gateway.providers import classify, parse_config
 from sut.protocol import BadRequest
 

@@ -13,7 +13,7 @@ from sut.demo_models import build_demo
 from sut.gateway import lineage
 from sut.gateway.alerts import validate_rule
 from sut.gateway.catalog import Catalog
-from sut.gateway.catalog_store import SqliteStore
+from sut.gateway.catalog_sqlite import SqliteStore
 from sut.gateway.clock import GatewayClock
 from sut.gateway.policies import PolicyError, PolicyTable, SmoothWeighted, validate, versions_of
 from sut.gateway.recent import RecentAnswers, p99
