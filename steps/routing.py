@@ -33,6 +33,9 @@ from steps._routing import (
 
 #: Answers within this long of a stage change are not attributed to either stage (requests in flight).
 STAGE_EDGE_S = 0.1
+MIN_STAGE_ANSWERS = 20  # fewer answers say little about a share
+#: The controller's verdicts that end a stage at its first breaching window, before its hold time is up.
+CUT_SHORT = ("reduce", "breach", "alert")
 
 
 @parse_type("Percents")
@@ -213,15 +216,15 @@ def canary_rolled_back(world: World, seconds: int, model: str, share: float) -> 
     )
 
 
-def _stage_windows(world: World) -> list[tuple[float, float, float]]:
-    """(share, start, end) of each judged stage, in the gateway's wall-clock times."""
+def _stage_windows(world: World) -> list[tuple[float, float, float, str]]:
+    """(share, start, end, verdict) of each judged stage, in the gateway's wall-clock times."""
     policy = state(world).values.get("canary_policy")
     assert policy, "the canary has not finished in this scenario (missing a 'within ... the canary' step?)"
     start = state(world).marks["policy_set"]
     windows = []
     for judgment in policy["history"]:
         end = gateway_time(judgment["at"])
-        windows.append((float(judgment["share"]), start, end))
+        windows.append((float(judgment["share"]), start, end, str(judgment.get("verdict"))))
         start = end
     return windows
 
@@ -234,20 +237,29 @@ def _stage_windows(world: World) -> list[tuple[float, float, float]]:
 )
 def stage_shares(world: World) -> None:
     """Per stage (between the controller's judgments), the count of answers naming the canary lies in the
-    central 99 % interval of Binomial(n, stage share); answers within 0.1 s of a stage change are left out."""
+    central 99 % interval of Binomial(n, stage share); answers within 0.1 s of a stage change are left out.
+    A stage the controller cut short at its first breaching window may hold too few answers to judge a
+    share: it is shown, not judged; every other stage needs at least 20, and at least one stage is judged."""
     canary = state(world).values["canary"]
-    lines, outside = [], []
-    for share, start, end in _stage_windows(world):
+    lines, outside, judged = [], [], 0
+    for share, start, end, verdict in _stage_windows(world):
         picked = answers(world, start + STAGE_EDGE_S, end - STAGE_EDGE_S)
         n = len(picked)
         k = sum(1 for a in picked if a.version == canary)
         low, high = binomial_interval(n, share / 100)
-        lines.append(f"{share:g} %: {k}/{n} = {k / n if n else 0:.1%} (99 % interval {low}..{high})")
-        if n < 20 or not low <= k <= high:
+        line = f"{share:g} %: {k}/{n} = {k / n if n else 0:.1%} (99 % interval {low}..{high})"
+        if n < MIN_STAGE_ANSWERS and verdict in CUT_SHORT:
+            lines.append(f"{line}, too few to judge: cut short by a {verdict}")
+            continue
+        lines.append(line)
+        judged += 1
+        if n < MIN_STAGE_ANSWERS or not low <= k <= high:
             outside.append(share)
     print("canary share per stage: " + "; ".join(lines))
+    assert judged, f"no stage held {MIN_STAGE_ANSWERS} answers to judge its share: {lines}"
     assert not outside, (
-        f"stages {outside} had a share outside the interval (or fewer than 20 answers): {lines}"
+        f"stages {outside} had a share outside the interval (or fewer than {MIN_STAGE_ANSWERS} answers):"
+        f" {lines}"
     )
 
 
