@@ -30,8 +30,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scipy.stats import mannwhitneyu
-
 from harness.observations import Observation
 from harness.slo import LatencySummary
 
@@ -205,6 +203,8 @@ def compare(
             f"{key}: refusing to compare {len(current)} current with {len(base)} baseline samples:"
             f" at least {MIN_SAMPLES} needed on each side"
         )
+    from scipy.stats import mannwhitneyu  # imported when used: scipy.stats costs half a second at start-up
+
     result = mannwhitneyu(current, base, alternative="greater")
     base_median, cur_median = statistics.median(base), statistics.median(current)
     reference = max(entry.run_medians_s) if entry.run_medians_s else base_median

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scipy.stats import binom
 
 from harness.drivers.routed_traffic import Routed, RoutedTraffic
 from harness.oracle import Oracle, mismatches
@@ -119,6 +118,8 @@ def canary_done(world: World, model: str, status: str, timeout: float) -> dict[s
 
 def binomial_interval(n: int, p: float, confidence: float = 0.99) -> tuple[int, int]:
     """The central interval holding ``confidence`` of Binomial(n, p)."""
+    from scipy.stats import binom  # imported when used: scipy.stats costs half a second at start-up
+
     tail = (1 - confidence) / 2
     return int(binom.ppf(tail, n, p)), int(binom.ppf(1 - tail, n, p))
 

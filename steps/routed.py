@@ -4,10 +4,10 @@ against the model file of the version that answered (``harness.oracle``), not on
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import parse
 
-from fixtures.misbehaving import build_misbehaving
 from harness.drivers.routed_traffic import describe
 from harness.steps_registry import given, parse_type, then, when
 from harness.world import World
@@ -34,7 +34,7 @@ def register_misbehaving(world: World, model: str, version: str, misbehaviour: d
     artifact = world.build_artifact(
         model,
         version,
-        lambda root: build_misbehaving(root, model, version, base_version=version, **misbehaviour),
+        lambda root: _build_misbehaving(root, model, version, base_version=version, **misbehaviour),
     )
     answer = world.gateway.register_version(model, artifact.artifact_uri, version=version)
     assert answer.ok, (
@@ -147,3 +147,9 @@ def _model(world: World) -> str:
     current = state(world).traffic
     assert current is not None, "no traffic was sent in this scenario"
     return current.model
+
+
+def _build_misbehaving(*args: Any, **kwargs: Any) -> Any:
+    from fixtures.misbehaving import build_misbehaving  # imports the worker's app: only when needed
+
+    return build_misbehaving(*args, **kwargs)
