@@ -19,6 +19,7 @@ Environment:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import importlib.metadata
 import logging
@@ -29,7 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from harness.backends.base import BackendError
@@ -42,6 +45,7 @@ OFFLINE_BASE_IMAGE = "servingbdd/base:bookworm-py311"
 REGISTRY_BASE_IMAGE = "python:3.11-slim"
 IMAGE_REPOSITORY = "servingbdd"
 KEEP_IMAGES = 4  # per kind: older builds (of older sources) are pruned
+DANGLING_GRACE_S = 3600.0  # an untagged image younger than this may be a build still to be tagged
 # The image's interpreter: Python 3.11 on Debian bookworm (glibc 2.36), x86_64.
 PYTHON_VERSION = "3.11"
 PLATFORMS = (*(f"manylinux_2_{minor}_x86_64" for minor in range(36, 16, -1)), "manylinux2014_x86_64")
@@ -168,14 +172,34 @@ def ensure_image(recipe: ImageRecipe, *, client=None, base_image: str | None = N
     tag = image_tag(recipe, dockerfile=dockerfile, reqs=reqs, base_image_id=base_id)
     if _image_id(client, tag):
         return BuiltImage(kind, tag, built=False, seconds=time.monotonic() - started)
-    with tempfile.TemporaryDirectory(prefix=f"servingbdd-{kind}-context-") as tmp:
-        context = Path(tmp)
-        assemble_context(context, recipe=recipe, dockerfile=dockerfile, reqs=reqs)
-        build_image(context, tag=tag, base_image=base, labels={"servingbdd.image": kind}, source=dockerfile)
-    seconds = time.monotonic() - started
-    log.info("built %s from %s on %s in %.1f s", tag, dockerfile, base, seconds)
-    prune_old_images(client, kind)
+    with _build_lock(kind):  # another process building the same kind: wait, then reuse its image
+        if _image_id(client, tag):
+            return BuiltImage(kind, tag, built=False, seconds=time.monotonic() - started)
+        with tempfile.TemporaryDirectory(prefix=f"servingbdd-{kind}-context-") as tmp:
+            context = Path(tmp)
+            assemble_context(context, recipe=recipe, dockerfile=dockerfile, reqs=reqs)
+            build_image(
+                context, tag=tag, base_image=base, labels={"servingbdd.image": kind}, source=dockerfile
+            )
+        seconds = time.monotonic() - started
+        log.info("built %s from %s on %s in %.1f s", tag, dockerfile, base, seconds)
+        prune_old_images(client, kind)
     return BuiltImage(kind, tag, built=True, seconds=seconds)
+
+
+@contextlib.contextmanager
+def _build_lock(kind: str) -> Iterator[None]:
+    """One build of a kind at a time across processes on this machine (two test lanes starting the same
+    cluster): a second build would waste minutes, and its prune could remove the first one's new image
+    before it is tagged."""
+    directory = cache_dir() / "image-locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / f"{kind}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def prune_old_images(client, kind: str, keep: int = KEEP_IMAGES) -> None:
@@ -188,12 +212,22 @@ def prune_old_images(client, kind: str, keep: int = KEEP_IMAGES) -> None:
     except docker.errors.APIError:
         return
     images.sort(key=lambda image: image.attrs.get("Created", ""), reverse=True)
-    dangling = [image for image in images if not image.tags]  # lost their tag to a concurrent build
+    # lost their tag to a concurrent build; a young one may be a build (of another engine user) not yet tagged
+    dangling = [image for image in images if not image.tags and _age_s(image) > DANGLING_GRACE_S]
     tagged = [image for image in images if image.tags]
     for image in dangling + tagged[keep:]:
         for tag in image.tags or [image.id]:
             with contextlib.suppress(docker.errors.APIError):  # in use, or removed concurrently
                 client.images.remove(tag, noprune=False)
+
+
+def _age_s(image) -> float:
+    created = str(image.attrs.get("Created", ""))
+    try:  # "2026-11-30T11:45:12.123456789Z": the engine gives nanoseconds, Python reads microseconds
+        stamp = datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", created).replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0  # unknown: treat as young, keep it
+    return time.time() - stamp.timestamp()
 
 
 def assemble_context(context: Path, *, recipe: ImageRecipe, dockerfile: Path, reqs: list[str]) -> None:
