@@ -121,6 +121,13 @@ def policy(cluster: Cluster) -> dict[str, Any]:
     return cluster.get("/admin/models/demo/policy").json()
 
 
+def settled_in(cluster: Cluster, status: str) -> bool:
+    """The canary left ``status`` and its new state is stored with its judgment (the controller acts in
+    memory first: in between, the view shows the new status beside the old history)."""
+    view = policy(cluster)["policy"]
+    return view["status"] != status and bool(view.get("stored"))
+
+
 def running(cluster: Cluster) -> bool:
     """The canary still runs (maybe at a reduced share), or its end is not stored yet (the controller acts
     in memory first)."""
@@ -279,10 +286,10 @@ def test_a_graduated_rollback_reduces_the_share_alerts_then_rolls_back_when_the_
 def test_a_graduated_rollback_recovers_when_the_breach_ends(cluster: Cluster) -> None:
     graduated_canary(cluster)
     traffic = Traffic(cluster)
-    traffic.send_until(lambda: policy(cluster)["policy"]["status"] != "running", batch=5, timeout=30)
+    traffic.send_until(lambda: settled_in(cluster, "running"), batch=5, timeout=30)
     assert policy(cluster)["policy"]["status"] == "reduced"
     traffic.only_inputs_bad_accepts = True  # the clients' inputs change: the canary stops failing
-    traffic.send_until(lambda: policy(cluster)["policy"]["status"] != "reduced", batch=5, timeout=30)
+    traffic.send_until(lambda: settled_in(cluster, "reduced"), batch=5, timeout=30)
     view = policy(cluster)["policy"]
     assert (view["status"], view["stage"], view["share"]) == ("running", 0, 50), view
     assert view["history"][-1]["verdict"] == "recover" and "no longer breaches" in view["reason"]
