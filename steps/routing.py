@@ -304,12 +304,13 @@ def canary_exposure(world: World, seconds: float) -> None:
 )
 def only_after_canary(world: World, model: str, version: str) -> None:
     """Answers started after the controller's last judgment (promotion or rollback): at least 20, all 200
-    from ``version``."""
-    end = _stage_windows(world)[-1][2]
+    from ``version``. The traffic goes on until 40 such answers have arrived (at most 30 s): answers
+    arriving just after the judgment were mostly sent before it."""
+    start = _stage_windows(world)[-1][2] + STAGE_EDGE_S
     flow = traffic(world, model)
-    flow.wait_for(len(flow.answers()) + 40, timeout=30)
+    poll(lambda: len(flow.answers(start)), lambda n: n >= 40, timeout=30, interval=0.05)
     flow.stop()
-    after = answers(world, start=end + STAGE_EDGE_S)
+    after = answers(world, start=start)
     assert len(after) >= 20, f"expected at least 20 answers after the canary ended, got {len(after)}"
     wrong = [a for a in after if not a.ok or a.version != version]
     assert not wrong, (
