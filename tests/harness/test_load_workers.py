@@ -21,6 +21,7 @@ from harness.docker_images import ImageBuildError, ensure_image, resolve_base_im
 from harness.load.endpoints import Endpoint
 from harness.load.runner import LoadProfile, LoadRun
 from harness.load.workers import LOAD_IMAGE, ContainerSite, network_gateway
+from harness.waiting import until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 SCENARIO = docker_cleanup.LABEL_SCENARIO
@@ -50,10 +51,11 @@ def network(client) -> Iterator[tuple[str, dict[str, str]]]:
     net = client.networks.create(f"servingbdd-load-{scenario}", labels=labels)
     image = ensure_image(LOAD_IMAGE, client=client).tag
     web = client.containers.run(
-        image, ["python", "-m", "http.server", "8080"], detach=True, network=net.name, labels=labels
+        image, ["python", "-u", "-m", "http.server", "8080"], detach=True, network=net.name, labels=labels
     )
     net.disconnect(web)
     net.connect(web, aliases=["web"])
+    until(lambda: b"Serving HTTP" in web.logs(), timeout=60, what="the web server to listen")
     try:
         yield net.name, labels
     finally:
