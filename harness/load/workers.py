@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.docker_images import DOCKER_DIR, ImageRecipe, ensure_image
+from harness.waiting import log_tail
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 LOG_TAIL_LINES = 40
@@ -209,4 +210,4 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return f"(no log {path.name})"
-    return "\n".join(text.splitlines()[-lines:])
+    return log_tail(text, lines)

@@ -78,22 +78,12 @@ class ProviderProbe:
             async with asyncio.timeout(timeout):
                 ready = await self._client.get(f"{base}/v2/health/ready")
                 if ready.status_code != 200:
-                    failure = classify(ready.status_code) or "server_error"
-                    return {
-                        "ok": False,
-                        "failure": failure,
-                        "reason": f"{base} not ready ({ready.status_code})",
-                    }
+                    return _refused(ready.status_code, f"{base} not ready ({ready.status_code})")
                 canary = lock.canaries.get(spec.name)
                 if canary is None:
                     meta = await self._client.get(metadata_url)
                     if meta.status_code != 200:
-                        failure = classify(meta.status_code) or "server_error"
-                        return {
-                            "ok": False,
-                            "failure": failure,
-                            "reason": f"metadata answered {meta.status_code}",
-                        }
+                        return _refused(meta.status_code, f"metadata answered {meta.status_code}")
                     canary = lock.canaries[spec.name] = canary_body(meta.json())
                 answer = await self._client.post(
                     infer_url, content=canary, headers={"content-type": "application/json"}
@@ -138,6 +128,11 @@ def canary_body(metadata: dict[str, Any]) -> bytes:
             }
         )
     return json.dumps({"id": "failover-canary", "inputs": inputs}).encode()
+
+
+def _refused(status: int, reason: str) -> dict[str, Any]:
+    """A probe's verdict on a provider that answered ``status`` instead of 200."""
+    return {"ok": False, "failure": classify(status) or "server_error", "reason": reason}
 
 
 def error_text(content: bytes) -> str:
