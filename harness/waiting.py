@@ -18,6 +18,8 @@ from typing import Protocol, TypeVar
 
 import httpx
 
+from harness import http_client
+
 T = TypeVar("T")
 
 
@@ -132,6 +134,6 @@ def during(
 def http_ok(url: str, *, headers: dict[str, str] | None = None, timeout: float = 1.0) -> bool:
     """True when ``GET url`` answers 2xx (never through a proxy from the environment)."""
     try:
-        return httpx.get(url, headers=headers, timeout=timeout, trust_env=False).is_success
+        return http_client.get(url, headers=headers, timeout=timeout).is_success
     except httpx.HTTPError:
         return False

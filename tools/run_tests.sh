@@ -41,6 +41,10 @@ if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
 .venv/bin/python -m pip install -q -e ".[dev]"
 export PATH="$PWD/.venv/bin:$PATH"
 export TESTCONTAINERS_RYUK_DISABLED=true
+# Bytecode is cached (__pycache__, ignored by git): with PYTHONDONTWRITEBYTECODE set, as in this machine's
+# sessions, every pytest process and every local service start compiles the project's sources again,
+# and pytest rewrites every test module's asserts again (~1.5 CPU-s per pytest process).
+unset PYTHONDONTWRITEBYTECODE
 mkdir -p reports
 
 DOCKER=0

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import trace
+from harness import http_client, trace
 from harness.targets.base import MetricsSpec
 
 
@@ -23,7 +22,7 @@ def requests_by(
     """The request counter of ``model`` summed by the values of ``labels`` ("" where a sample lacks one).
     A counter without a model label counts every route that contains ``spec.path_contains``."""
     trace.touch("http", f"GET {spec.url}")
-    resp = httpx.get(spec.url, headers=headers, timeout=timeout, trust_env=False)
+    resp = http_client.get(spec.url, headers=headers, timeout=timeout)
     resp.raise_for_status()
     names = {spec.request_counter, f"{spec.request_counter}_total"}
     counts: Counter[tuple[str, ...]] = Counter()

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import trace
+from harness import http_client, trace
 
 
 class WorkerProbe:
@@ -25,7 +25,7 @@ class WorkerProbe:
         """``GET /worker/status``; None when the worker does not answer (dead, paused, partitioned)."""
         trace.touch("http", f"GET {self.name} /worker/status")
         try:
-            resp = httpx.get(f"{self.base_url}/worker/status", timeout=self.timeout, trust_env=False)
+            resp = http_client.get(f"{self.base_url}/worker/status", timeout=self.timeout)
         except httpx.HTTPError:
             return None
         return resp.json() if resp.status_code == 200 else None
@@ -54,12 +54,11 @@ class WorkerProbe:
     def shed(self, status: int | None, *, join_token: str) -> int:
         """Make the worker refuse every inference with ``status`` (429, 503; None: stop); the HTTP status."""
         trace.touch("http", f"POST {self.name} /worker/shed {status}")
-        resp = httpx.post(
+        resp = http_client.post(
             f"{self.base_url}/worker/shed",
             json={"status": status},
             headers={"Authorization": f"Bearer {join_token}"},
             timeout=self.timeout,
-            trust_env=False,
         )
         return resp.status_code
 
@@ -68,7 +67,7 @@ class WorkerProbe:
         answer): what reached it at all."""
         trace.touch("http", f"GET {self.name} /metrics")
         try:
-            resp = httpx.get(f"{self.base_url}/metrics", timeout=self.timeout, trust_env=False)
+            resp = http_client.get(f"{self.base_url}/metrics", timeout=self.timeout)
         except httpx.HTTPError:
             return None
         if resp.status_code != 200:
@@ -84,7 +83,7 @@ class WorkerProbe:
         """Requests for ``model`` the worker answered with ``status`` since it started (None: no answer)."""
         trace.touch("http", f"GET {self.name} /metrics")
         try:
-            resp = httpx.get(f"{self.base_url}/metrics", timeout=self.timeout, trust_env=False)
+            resp = http_client.get(f"{self.base_url}/metrics", timeout=self.timeout)
         except httpx.HTTPError:
             return None
         if resp.status_code != 200:
@@ -106,7 +105,7 @@ class WorkerProbe:
         answer)."""
         trace.touch("http", f"GET {self.name} /metrics")
         try:
-            resp = httpx.get(f"{self.base_url}/metrics", timeout=self.timeout, trust_env=False)
+            resp = http_client.get(f"{self.base_url}/metrics", timeout=self.timeout)
         except httpx.HTTPError:
             return None
         if resp.status_code != 200:
