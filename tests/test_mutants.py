@@ -6,11 +6,17 @@ runs one real scenario with ``pytest --gherkin`` in a subprocess against the mut
 cluster is what the acceptance stage shows (every feature runs there); ``python tools/mutation_score.py
 --real`` shows both side by side. The cases marked slow in the table run with
 ``SERVINGBDD_SLOW_MUTANTS=1`` (or through the tool).
+
+The selected cases start together, ``SERVINGBDD_MUTANT_JOBS`` at a time (default 2), when the first of
+them runs; each test then waits for its own. A case spends most of its time waiting on services (a mutant
+often makes a step wait out its whole timeout), so two at a time finish sooner on two cores.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
@@ -20,12 +26,14 @@ from tools.mutation_score import (
     MUTANTS,
     ROOT,
     Case,
+    Outcome,
     describe,
     mutant_names,
     run_case,
 )
 
 RUN_SLOW = os.environ.get("SERVINGBDD_SLOW_MUTANTS") == "1"
+JOBS = max(1, int(os.environ.get("SERVINGBDD_MUTANT_JOBS", "2")))
 
 
 def _id(case: Case) -> str:
@@ -48,10 +56,30 @@ def test_the_catching_step_is_in_its_feature(case: Case) -> None:
     assert head in text, f"features/{case.feature}.feature has no step starting {head!r}"
 
 
+def _runs(case: Case) -> bool:
+    return case.fast or RUN_SLOW
+
+
+@pytest.fixture(scope="module")
+def mutant_runs(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[Outcome]]]:
+    """Every selected case that runs, started ``JOBS`` at a time in the order pytest will ask for them."""
+    selected = [
+        item.callspec.params["case"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_the_feature_catches_the_mutant"
+        and _runs(item.callspec.params["case"])
+    ]
+    pool = ThreadPoolExecutor(max_workers=JOBS, thread_name_prefix="mutant")
+    try:
+        yield {_id(case): pool.submit(run_case, case, mutant=True) for case in selected}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # an interrupted session starts no further case
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=_id)
-def test_the_feature_catches_the_mutant(case: Case) -> None:
-    if not case.fast and not RUN_SLOW:
+def test_the_feature_catches_the_mutant(case: Case, mutant_runs: dict[str, Future[Outcome]]) -> None:
+    if not _runs(case):
         pytest.skip("slow mutant case: set SERVINGBDD_SLOW_MUTANTS=1 or run tools/mutation_score.py")
-    outcome = run_case(case, mutant=True)
+    outcome = mutant_runs[_id(case)].result()
     assert outcome.caught_by is not None, describe(outcome)
