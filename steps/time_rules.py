@@ -138,9 +138,9 @@ def _wait_for_workers(world: World) -> None:
     needs=("workers", "admin", "lifecycle"),
 )
 def switch_at(world: World, model: str, before: str, clock: tuple, after: str) -> None:
-    """Requests one after the other until 2 s past the boundary (gateway time = client time + the offset the
-    gateway was given): every answer before the boundary from ``before``, after it from ``after`` (at least
-    5 each side; answers within 0.1 s of it are not judged)."""
+    """Requests one after the other, 20 ms apart, until 2 s past the boundary (gateway time = client time +
+    the offset the gateway was given): every answer before the boundary from ``before``, after it from
+    ``after`` (at least 5 each side; answers within 0.1 s of it are not judged)."""
     shifted = state(world).values.get("clock")
     assert shifted, "the gateway's clock was not set in this scenario"
     zone = ZoneInfo(shifted["zone"])
@@ -159,9 +159,13 @@ def switch_at(world: World, model: str, before: str, clock: tuple, after: str) -
         return time.time() + offset - answer.latency_s, answer.model_version, answer.status
 
     # requests one after the other until 2 s past the boundary: the window's length is read off the
-    # gateway's clock once (client wall clock + offset), then timed on the monotonic clock
+    # gateway's clock once (client wall clock + offset), then timed on the monotonic clock. 20 ms apart
+    # still puts dozens on each side of the boundary; back to back, they kept both cores busy for 15 s.
     seen = during(
-        ask, seconds=boundary + 2.0 - (time.time() + offset), what="requests around the boundary", interval=0
+        ask,
+        seconds=boundary + 2.0 - (time.time() + offset),
+        what="requests around the boundary",
+        interval=0.02,
     )
     early = [(t, v, s) for t, v, s in seen if t < boundary - EDGE_S]
     late = [(t, v, s) for t, v, s in seen if t > boundary + EDGE_S]
