@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from harness import trace, waiting
+from harness import waiting
 from harness.drivers.v2 import Answer, request_inputs
 from harness.observations import Observation
 from harness.targets.base import TargetError, mismatches
@@ -24,15 +24,6 @@ def is_inference(obs: Observation) -> bool:
 def poll(probe: Callable[[], T], done: Callable[[T], bool], timeout: float, interval: float = 0.1) -> T:
     """Call ``probe`` (which asks a service) until ``done(result)`` or ``timeout``; return the last result."""
     return waiting.poll(probe, done, timeout=timeout, interval=interval)
-
-
-def judged(evidence: list[Any] | tuple[Any, ...], what: str) -> None:
-    """A Then step judges answers real services gave earlier in the scenario (kept by the When step that
-    sent the requests): record it for the run-time trace, which otherwise sees a step that reached no
-    service. Only answers of real exchanges count (a driver ``Answer`` or a recorded ``Observation``)."""
-    real = [e for e in evidence if isinstance(e, Answer | Observation)]
-    assert real, f"no recorded answers to judge ({what})"
-    trace.touch("evidence", f"{len(real)} {what}")
 
 
 def wrong_outputs(world: World, model: str, answer: Answer, version: str | None = None) -> str | None:

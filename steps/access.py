@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from harness.drivers.v2 import Answer
+from harness.evidence import judged
 from harness.steps_registry import then, when
 from harness.world import World
-from steps._support import judged, wrong_outputs
+from steps._support import wrong_outputs
 
 #: What every way of presenting a credential sends: name -> (headers, query string) for the token.
 CREDENTIALS = (

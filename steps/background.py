@@ -10,16 +10,16 @@ Retraining is background by nature (the trainer starts it on drift): its window 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import parse
 import pytest
 
 from harness import trace
+from harness.drivers.background import BackgroundCall
 from harness.drivers.gateway import ROLLOUT_TIMEOUT_S, Answer
 from harness.steps_registry import parse_type, then, when
 from harness.world import World
@@ -57,16 +57,11 @@ def parse_action(text: str) -> str:
 
 @dataclass
 class Running:
-    """An admin action sent from a thread."""
+    """An admin action sent from a thread, and the step that started it."""
 
     window: str
     started_by: str  # the step that started it, "text (feature:line)"
-    requested_at: float = field(default_factory=time.time)
-    answered_at: float | None = None
-    answer: Answer | None = None
-    error: BaseException | None = None
-    done: threading.Event = field(default_factory=threading.Event)  # answered and window closed
-    abandoned: threading.Event = field(default_factory=threading.Event)  # the scenario ended first
+    call: BackgroundCall[Answer]
 
 
 RUNNING = pytest.StashKey[dict[str, Running]]()
@@ -79,34 +74,17 @@ def _running(world: World, window: str) -> Running | None:
 def _start(world: World, window: str, call: Callable[[], Answer]) -> None:
     """Open the window now, send the action from a thread, close the window when it answers."""
     current = _running(world, window)
-    assert current is None or current.done.is_set(), (
+    assert current is None or current.call.done.is_set(), (
         f"a {window} is still running (started by {current.started_by}); judge it before starting another"
     )
     record = trace.current()
     started_by = f"'{record.text}' ({record.location})" if record is not None else "a step"
     open_window(world, window)
-    action = Running(window, started_by)
-    world.stash.setdefault(RUNNING, {})[window] = action
-
-    def body() -> None:
-        try:
-            action.answer = call()
-            action.answered_at = time.time()
-            if not action.abandoned.is_set():
-                close_window(world, window, action.answer)
-        except BaseException as exc:  # reported by the step that judges the action
-            action.error = exc
-        finally:
-            action.done.set()
-
-    thread = threading.Thread(target=body, name=f"background-{window}", daemon=True)
-    thread.start()
-
-    def abandon() -> None:  # at teardown: a short wait, then the services' teardown ends the call
-        action.abandoned.set()
-        action.done.wait(TEARDOWN_WAIT_S)
-
-    world.defer(f"let go of the background {window}", abandon)
+    sent = BackgroundCall.start(
+        f"the {window}", call, on_answer=lambda answer: close_window(world, window, answer)
+    )
+    world.stash.setdefault(RUNNING, {})[window] = Running(window, started_by, sent)
+    world.defer(f"let go of the background {window}", lambda: sent.abandon(TEARDOWN_WAIT_S))
 
 
 def _await(world: World, window: str) -> None:
@@ -114,14 +92,13 @@ def _await(world: World, window: str) -> None:
     action = _running(world, window)
     if action is None:
         return
-    trace.touch("http", f"await the {window} answer")
-    finished = action.done.wait(END_WAIT_S)
+    finished = action.call.wait(END_WAIT_S)
     assert finished, (
         f"the {window} started by {action.started_by} has not ended after {END_WAIT_S:g} s "
-        f"({'answered' if action.answered_at else 'no answer from the gateway yet'})"
+        f"({'answered' if action.call.answered_at else 'no answer from the gateway yet'})"
     )
-    if action.error is not None:
-        raise AssertionError(f"the {window} started by {action.started_by} broke: {action.error}")
+    if action.call.error is not None:
+        raise AssertionError(f"the {window} started by {action.started_by} broke: {action.call.error}")
 
 
 WINDOW_WAITERS.append(_await)
@@ -172,14 +149,14 @@ def finishes_within(world: World, action: str, model: str, limit: float) -> None
         answer = kept_answer(world, action)
         took = answer.latency_s
     else:
-        trace.touch("http", f"await the {action} answer")
-        running.done.wait(max(0.0, running.requested_at + limit - time.time()))
-        if running.answered_at is None:
+        sent = running.call
+        sent.wait(sent.requested_at + limit - time.time())
+        if sent.answered_at is None:
             raise AssertionError(
                 f"expected the {action} of {model} started by {running.started_by} to finish within "
-                f"{limit:g} s; the gateway has not answered after {time.time() - running.requested_at:.1f} s"
+                f"{limit:g} s; the gateway has not answered after {time.time() - sent.requested_at:.1f} s"
             )
-        took = running.answered_at - running.requested_at
+        took = sent.answered_at - sent.requested_at
         answer = kept_answer(world, action)
     outcome = "succeeded" if answer.ok else f"was refused ({answer.status}: {answer.error})"
     confirm_outcome(world, action, model, answer)

@@ -260,13 +260,11 @@ def _start(world: World, the_plan: ClusterPlan) -> None:
     fields = dict(the_plan.fields)
     postgres = fields.pop("postgres", False)
     trainer = fields.get("trainer")
-    if trainer is not None:
-        trace.touch("file", f"baseline of {model} v{version}")
-        if not (artifact.path.parent / "baseline.npy").is_file():
-            raise AssertionError(
-                f"a drift trainer needs {model} version {version!r}'s training baseline beside its artifact; "
-                f"there is none in {artifact.path.parent}"
-            )
+    if trainer is not None and not (artifact.path.parent / "baseline.npy").is_file():
+        raise AssertionError(
+            f"a drift trainer needs {model} version {version!r}'s training baseline beside its artifact; "
+            f"there is none in {artifact.path.parent}"
+        )
     try:
         if postgres:
             fields["db"] = world.start_database()

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import pytest
 
 from harness.drivers.v2 import Answer
+from harness.evidence import judged
 from harness.steps_registry import then, when
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
-from steps._support import judged, wrong_outputs
+from steps._support import wrong_outputs
 
 #: The first pairs warm the connections and caches up; they are sent but not judged.
 WARM_UP_PAIRS = 5

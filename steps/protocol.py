@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from harness.drivers.v2 import Answer
+from harness.evidence import judged
 from harness.steps_registry import given, then, when
 from harness.world import World
 from steps import types  # noqa: F401  (custom parse types used below)
-from steps._support import judged, keep_answer, poll, wrong_outputs
+from steps._support import keep_answer, poll, wrong_outputs
 from steps.swap import admin_action
 
 #: The requests a step sent, for the Then steps that judge them.

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import pytest
 
 from harness.drivers.v2 import Answer, V2Client
+from harness.evidence import judged
 from harness.steps_registry import given, then, when
 from harness.targets.reference import ClusterSpec
 from harness.world import World
-from steps._support import judged, poll, wrong_outputs
+from steps._support import poll, wrong_outputs
 
 #: The prober's pause between two rounds (a round is two readiness requests, maybe an inference).
 PROBE_GAP_S = 0.01

@@ -7,14 +7,13 @@ this machine. The steps check on the worker itself that the request is running b
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 
 import pytest
 
 from fixtures.models import build_slow_model, rows_for
-from harness import trace
+from harness.drivers.background import BackgroundCall
 from harness.drivers.v2 import Answer
 from harness.steps_registry import given, then, when
 from harness.waiting import poll
@@ -32,13 +31,10 @@ class LongRequest:
     model: str
     rows: int
     expected_s: float
-    sent_at: float = 0.0
-    answered_at: float | None = None
-    answer: Answer | None = None
+    call: BackgroundCall[Answer]
     worker: str | None = None  # the worker running it
     worker_ids: set[str] = field(default_factory=set)  # the gateway's ids for that worker before the kill
     killed_at: float | None = None
-    thread: threading.Thread | None = None
 
 
 _LONG_KEY = pytest.StashKey[LongRequest]()
@@ -73,17 +69,13 @@ def long_request_in_flight(world: World, model: str, seconds: int) -> None:
     timed = world.v2.infer(model, rows=CALIBRATION_ROWS)
     assert timed.ok, f"expected the timing request to succeed, got {timed.status}: {timed.error}"
     rows = rows_for(seconds, timed.latency_s, CALIBRATION_ROWS)
-    request = LongRequest(model, rows, expected_s=timed.latency_s * rows / CALIBRATION_ROWS)
+    sent = BackgroundCall.start(
+        f"POST /v2/models/{model}/infer ({rows} rows)",
+        lambda: world.v2.infer(model, rows=rows, timeout=seconds * 4 + 30.0),
+    )
+    request = LongRequest(model, rows, timed.latency_s * rows / CALIBRATION_ROWS, sent)
     world.stash[_LONG_KEY] = request
-
-    def send() -> None:
-        request.answer = world.v2.infer(model, rows=rows, timeout=seconds * 4 + 30.0)
-        request.answered_at = time.time()
-
-    request.sent_at = time.time()
-    request.thread = threading.Thread(target=send, name="long-request", daemon=True)
-    request.thread.start()
-    world.defer("wait for the long request", lambda: request.thread.join(timeout=seconds * 4 + 35.0))
+    world.defer("wait for the long request", lambda: sent.abandon(seconds * 4 + 35.0))
 
     def busy_worker() -> str | None:
         """The first running worker that reports a request in flight."""
@@ -91,14 +83,13 @@ def long_request_in_flight(world: World, model: str, seconds: int) -> None:
 
     request.worker = poll(
         busy_worker,
-        lambda busy: busy is not None or request.answered_at is not None,
+        lambda busy: busy is not None or sent.answered_at is not None,
         timeout=IN_FLIGHT_WAIT_S,
         interval=0.05,
     )
-    assert request.answered_at is None, (
+    assert sent.answered_at is None, (
         f"expected a {rows}-row batch to take about {seconds} s, it was answered already: "
-        f"{request.answer.status if request.answer else '?'} after "
-        f"{request.answered_at - request.sent_at:.2f} s"
+        f"{sent.answer.status if sent.answer else '?'} after {sent.answered_at - sent.requested_at:.2f} s"
     )
     assert request.worker is not None, (
         f"expected a worker to report the {rows}-row request running within {IN_FLIGHT_WAIT_S:g} s; none did"
@@ -118,7 +109,7 @@ def kill_busy_worker(world: World) -> None:
         str(w.get("id")) for w in world.gateway.workers() if w.get("name") == request.worker
     }
     assert request.worker_ids, f"expected the gateway to list {request.worker} before the kill; it does not"
-    assert request.answered_at is None, "the long request was answered before the kill: make it longer"
+    assert request.call.answered_at is None, "the long request was answered before the kill: make it longer"
     request.killed_at = time.time()
     code = world.kill_service(request.worker)
     assert code is not None, f"expected {request.worker} to be dead after SIGKILL, it still runs"
@@ -131,13 +122,13 @@ def kill_busy_worker(world: World) -> None:
 def answered_after_kill(world: World, limit: float, name: str) -> None:
     """The client of the killed worker gets a clear error quickly, long before its batch would have ended."""
     request = _request(world)
-    assert request.thread is not None and request.killed_at is not None, "no worker was killed"
-    trace.touch("http", f"await the answer to POST /v2/models/{request.model}/infer ({request.rows} rows)")
-    request.thread.join(timeout=limit + 60.0)
-    assert request.answered_at is not None and request.answer is not None, (
+    assert request.killed_at is not None, "no worker was killed"
+    sent = request.call
+    sent.wait(limit + 60.0)
+    assert sent.answered_at is not None and sent.answer is not None, (
         f"expected an answer within {limit:g} s of the kill; the request still hangs after {limit + 60:g} s"
     )
-    answer, took = request.answer, request.answered_at - request.killed_at
+    answer, took = sent.answer, sent.answered_at - request.killed_at
     assert answer.status in (502, 503), (
         f"expected 502 or 503 for the request whose worker was killed, got {answer.status or 'no answer'} "
         f"after {took:.2f} s: {answer.error or answer.body!r}"[:600]

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import pytest
 
 from harness.drivers.v2 import Answer, V2Client
+from harness.evidence import judged
 from harness.steps_registry import then, when
 from harness.world import World
-from steps._support import judged, keep_answer, wrong_outputs
+from steps._support import keep_answer, wrong_outputs
 
 
 @dataclass

@@ -98,8 +98,7 @@ markers=()
 # unit lane a: the mutants' scenario runs and most of the services' own tests; lane b: the harness (with
 # docker) and the slowest services' tests (SUT_B), so that both lanes take about as long
 # (benchmarks/ci_stages.py shows the lanes' times and the slowest tests).
-SUT_B=(tests/sut/test_gateway_versioning.py tests/sut/test_gateway_failover.py tests/sut/test_gateway_swap.py
-  tests/sut/test_gateway_routing.py)
+SUT_B=(tests/sut/test_gateway_versioning.py tests/sut/test_gateway_swap.py tests/sut/test_gateway_routing.py)
 unit_a() {
   local ignore=()
   for path in "${SUT_B[@]}"; do ignore+=("--ignore=$path"); done
