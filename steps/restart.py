@@ -125,6 +125,7 @@ def answered_after_kill(world: World, limit: float, name: str) -> None:
     assert request.killed_at is not None, "no worker was killed"
     sent = request.call
     sent.wait(limit + 60.0)
+    assert sent.error is None, f"the long request broke in the test process: {sent.error!r}"
     assert sent.answered_at is not None and sent.answer is not None, (
         f"expected an answer within {limit:g} s of the kill; the request still hangs after {limit + 60:g} s"
     )
