@@ -25,7 +25,7 @@ class ExternalTarget(Target):
 
     def __init__(self, world: World) -> None:
         super().__init__(world)
-        self.verify = self.profile.verify
+        self.verify = self.profile.tls()
         self.timeout = self.profile.timeout_s
 
     def model(self, name: str) -> ModelSpec:

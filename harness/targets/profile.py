@@ -38,6 +38,7 @@ scenario runs.
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,15 @@ class Profile:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     examples: dict[str, list[Example]] = field(default_factory=dict)  # by model
 
+    def tls(self) -> bool | ssl.SSLContext:
+        """What the HTTP clients verify the server against: on/off, or a context trusting the CA bundle
+        (a file) or directory ``verify_tls`` names (httpx no longer takes the path itself)."""
+        if isinstance(self.verify, bool):
+            return self.verify
+        if Path(self.verify).is_dir():
+            return ssl.create_default_context(capath=self.verify)
+        return ssl.create_default_context(cafile=self.verify)
+
 
 def load_profile(path: Path, *, table: tuple[str, ...] = ()) -> Profile:
     """Read and validate a profile file (``table``: the keys of a nested table, e.g. in pyproject.toml)."""
@@ -107,6 +117,8 @@ def parse_profile(data: Any, source: str) -> Profile:
             raise ProfileError(f"{source}: auth_env: the environment variable {variable} is not set")
         headers[auth_header] = reader.string("auth_prefix", required=False, default="") + value
     verify = reader.value("verify_tls", (bool, str), required=False, default=True)
+    if isinstance(verify, str) and not Path(verify).exists():
+        raise ProfileError(f"{source}: verify_tls: no CA bundle or directory at {verify}")
     capabilities = reader.list("capabilities", str, required=False, default=["inference"])
     for name in capabilities:
         if name not in CAPABILITIES:
@@ -200,7 +212,7 @@ def _check_reachable(profile: Profile) -> None:
         httpx.get(
             url,
             headers=profile.headers,
-            verify=profile.verify,
+            verify=profile.tls(),
             timeout=profile.timeout_s,
             trust_env=not is_loopback(profile.url),
         )

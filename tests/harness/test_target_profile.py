@@ -4,6 +4,7 @@ anything runs, in one line that names the file and the key."""
 from __future__ import annotations
 
 import json
+import ssl
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -101,6 +102,8 @@ def test_a_good_profile_is_read_whole(tmp_path: Path, live_url: str, monkeypatch
     assert profile.headers == {"Authorization": "Bearer s3cret"}
     assert _Live.seen == ["Bearer s3cret"], "reachability is checked once, with the credentials"
     assert profile.verify == "/etc/ssl/certs/ca-certificates.crt" and profile.timeout_s == 3.0
+    trusted = profile.tls()  # what the clients get: a context trusting that bundle, not the path
+    assert isinstance(trusted, ssl.SSLContext) and trusted.cert_store_stats()["x509_ca"] > 0
     assert profile.capabilities == {"inference", "repository", "metrics"}
     assert profile.metrics is not None
     assert (profile.metrics.url, profile.metrics.request_counter) == (f"{live_url}/metrics", "requests_total")
@@ -228,6 +231,11 @@ BAD: dict[str, tuple[str, str, str]] = {
         BASE + "verify_tls = 1\n" + MODEL,
         "verify_tls",
         "expected true or false or a string",
+    ),
+    "verify_tls a missing CA bundle": (
+        BASE + 'verify_tls = "/nonexistent/ca.pem"\n' + MODEL,
+        "verify_tls",
+        "no CA bundle or directory at /nonexistent/ca.pem",
     ),
     "timeout a string": (BASE + 'timeout_s = "10"\n' + MODEL, "timeout_s", "expected an integer or float"),
     "timeout a boolean": (BASE + "timeout_s = true\n" + MODEL, "timeout_s", "expected an integer or float"),
