@@ -110,6 +110,20 @@ def test_without_a_good_backup_the_database_is_rebuilt_from_memory(cluster: Clus
     assert _listed(cluster) == acked
 
 
+def _damage(path: Path, **how: Any) -> None:
+    """Damage the catalog file as it is now. While the gateway repairs earlier damage the file is briefly
+    absent (moved aside, the backup not yet copied back): try again until it is there."""
+
+    def damaged() -> bool:
+        try:
+            corrupt_file(path, **how)
+        except FileNotFoundError:
+            return False
+        return True
+
+    wait_until(f"{path.name} in place to damage", damaged, 10)
+
+
 def test_registrations_racing_the_damage_are_answered_and_every_acknowledged_one_survives(
     cluster: Cluster,
 ) -> None:
@@ -130,9 +144,9 @@ def test_registrations_racing_the_damage_are_answered_and_every_acknowledged_one
     thread.start()
     try:
         time.sleep(0.5)
-        corrupt_file(cluster.data_dir / "catalog.db", mode="pages", pages=4, seed=3)
+        _damage(cluster.data_dir / "catalog.db", mode="pages", pages=4, seed=3)
         time.sleep(0.5)
-        corrupt_file(cluster.data_dir / "catalog.db", mode="header", seed=4)
+        _damage(cluster.data_dir / "catalog.db", mode="header", seed=4)
         time.sleep(1.0)
     finally:
         stop.set()
