@@ -10,13 +10,13 @@ report it upstream.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from harness.drivers.background import BackgroundCall
 from harness.drivers.v2 import Answer
 from harness.evidence import judged
 from harness.steps_registry import given, then, when
@@ -378,10 +378,7 @@ def ready_again(world: World, seconds: float, model: str) -> None:
 class InFlight:
     model: str
     rows: int
-    answer: Answer | None = None
-    sent_at: float = 0.0
-    answered_at: float | None = None
-    thread: threading.Thread | None = field(default=None, repr=False)
+    call: BackgroundCall[Answer] = field(repr=False)
 
 
 @given(
@@ -408,25 +405,21 @@ def request_in_flight(world: World, model: str, seconds: float) -> None:
         latency = timed(rows).latency_s
     # never past the largest batch: beyond ~12 MB of JSON a server may refuse the body (413) at once
     rows = min(MAX_ROWS, max(rows, int(rows * seconds / max(latency, 1e-3))))
-    flight = InFlight(model, rows)
-    world.stash[IN_FLIGHT] = flight
     body = spec.request(rows, seed=22, request_id="in-flight")
     raw = json.dumps(body).encode()
 
-    def send() -> None:
+    def send() -> Answer:
         answer = world.v2.infer_raw(path, raw, timeout=seconds * 10 + 30)
         answer.request = body
-        flight.answer = answer
-        flight.answered_at = time.time()
+        return answer
 
-    flight.sent_at = time.time()
-    flight.thread = threading.Thread(target=send, name="in-flight", daemon=True)
-    flight.thread.start()
-    world.defer("wait for the request in flight", lambda: flight.thread.join(seconds * 10 + 35))
+    sent = BackgroundCall.start(f"POST {path} ({rows} rows)", send)
+    world.stash[IN_FLIGHT] = InFlight(model, rows, sent)
+    world.defer("wait for the request in flight", lambda: sent.abandon(seconds * 10 + 35))
     time.sleep(min(0.3, seconds / 4))  # sent: the server is reading or computing it
-    assert flight.answered_at is None, (
+    assert sent.answered_at is None, (
         f"the {rows}-row request ({len(raw)} bytes) was answered already, "
-        f"{_describe_answer(flight.answer) if flight.answer else ''}: make it longer"
+        f"{_describe_answer(sent.answer) if sent.answer else ''}: make it longer"
     )
 
 
@@ -438,15 +431,17 @@ def in_flight_survived(world: World) -> None:
     """The request that was running when the unload began got a 2xx with one output row per input row,
     computed by the version it names: the server finished it before releasing the model."""
     flight = world.stash.get(IN_FLIGHT, None)
-    assert flight is not None and flight.thread is not None, "no request was put in flight in this scenario"
-    flight.thread.join(timeout=120)
-    assert flight.answer is not None, "the request in flight got no answer within 120 s"
+    assert flight is not None, "no request was put in flight in this scenario"
+    sent = flight.call
+    sent.wait(120)
+    assert sent.error is None, f"the request in flight broke in the test process: {sent.error!r}"
+    assert sent.answer is not None, "the request in flight got no answer within 120 s"
     began = world.marks.get("unload_started")
     assert began is not None, "no unload happened in this scenario"
-    assert flight.answered_at is not None and flight.answered_at > began, (
+    assert sent.answered_at is not None and sent.answered_at > began, (
         "the request finished before the unload began: it was not in flight (make it longer)"
     )
-    answer = flight.answer
+    answer = sent.answer
     judged([answer], "answer to the request in flight")
     assert answer.ok, f"the request in flight during the unload failed: {_describe_answer(answer)}"
     problem = wrong_outputs(world, flight.model, answer)
