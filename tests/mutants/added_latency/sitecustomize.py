@@ -13,9 +13,9 @@ ADDED_S = 0.040
 _original_infer = Router.infer
 
 
-async def _slow_infer(self, model, version, body):
+async def _slow_infer(self, *args, **kwargs):
     await asyncio.sleep(ADDED_S)
-    return await _original_infer(self, model, version, body)
+    return await _original_infer(self, *args, **kwargs)
 
 
 Router.infer = _slow_infer

@@ -9,9 +9,9 @@ _original_infer = Router.infer
 EXTRA_S = 0.080
 
 
-async def _slower_infer(self, model, version, body):
+async def _slower_infer(self, *args, **kwargs):
     await asyncio.sleep(EXTRA_S)
-    return await _original_infer(self, model, version, body)
+    return await _original_infer(self, *args, **kwargs)
 
 
 Router.infer = _slower_infer
