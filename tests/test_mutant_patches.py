@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.mutant_patches import ROOT, check, incompatibility, snapshot
+from tools.mutant_patches import check, incompatibility, snapshot
+from tools.mutation_score import ROOT
 
 
 def test_every_mutant_fits_the_code_it_patches() -> None:

@@ -19,6 +19,7 @@ Run from the repository's root; it prints each stale mutant, and exits 1 if ther
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -29,8 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-MUTANTS = ROOT / "tests" / "mutants"
+from tools.mutation_score import MUTANTS, SHARED
 
 # (owner, attribute name) -> the object found there: owner is a module or a class of sut.
 Snapshot = dict[tuple[Any, str], Any]
@@ -100,24 +100,27 @@ def incompatibility(original: Any, replacement: Any) -> str | None:
     return None
 
 
-def _check_mutate(module: str, old: str, new: str) -> None:
-    """Stands in for ``mutant_patch.mutate`` while checking: the edit must apply once and compile."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.loader is None or spec.origin is None:
-        raise LookupError(f"mutate: no module {module}")
-    source = spec.loader.get_source(module)  # type: ignore[attr-defined]
-    count = source.count(old)
-    if count != 1:
-        raise LookupError(f"mutate: {old!r} is {count} times in {module}, not once")
-    compile(source.replace(old, new), spec.origin, "exec")
+@functools.cache
+def _shared_patch_module() -> ModuleType:
+    """``mutant_patch`` as mutants import it, its ``mutate`` checking the edit instead of applying it."""
+    spec = importlib.util.spec_from_file_location("mutant_patch", SHARED / "mutant_patch.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def check_edit(name: str, old: str, new: str) -> None:
+        source, edited = module.edited_source(name, old, new)
+        compile(source, edited.origin, "exec")
+
+    module.mutate = check_edit
+    return module
 
 
 def check(directory: Path, before: Snapshot) -> list[str]:
     """What is stale in the mutant at ``directory``; every replaced attribute is restored afterwards."""
     problems: list[str] = []
-    shared = _module("mutant_patch", mutate=_check_mutate)
     saved_shared = sys.modules.get("mutant_patch")
-    sys.modules["mutant_patch"] = shared
+    sys.modules["mutant_patch"] = _shared_patch_module()
     name = f"_mutant_{directory.name}"
     try:
         spec = importlib.util.spec_from_file_location(name, directory / "sitecustomize.py")
@@ -143,16 +146,14 @@ def check(directory: Path, before: Snapshot) -> list[str]:
     return problems
 
 
-def _module(name: str, **attributes: Any) -> ModuleType:
-    module = ModuleType(name)
-    vars(module).update(attributes)
-    return module
+def _on_disk() -> list[Path]:
+    return sorted(p.parent for p in MUTANTS.glob("*/sitecustomize.py"))
 
 
 def stale_mutants(directories: list[Path] | None = None) -> dict[str, list[str]]:
     """Each stale mutant's name and what is wrong with it."""
     before = snapshot(_sut_modules())
-    chosen = directories or sorted(p.parent for p in MUTANTS.glob("*/sitecustomize.py"))
+    chosen = directories or _on_disk()
     return {d.name: problems for d in chosen if (problems := check(d, before))}
 
 
@@ -161,7 +162,7 @@ def main() -> int:
     for name, problems in stale.items():
         for problem in problems:
             print(f"{name}: {problem}")
-    total = len(list(MUTANTS.glob("*/sitecustomize.py")))
+    total = len(_on_disk())
     print(f"{total - len(stale)}/{total} mutants fit the code they patch")
     return 1 if stale else 0
 
